@@ -1,0 +1,208 @@
+// Package config loads and validates the service's configuration from
+// environment variables (see docs/architecture.md for the contract).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Config is the validated configuration.
+type Config struct {
+	DatabaseURL      string // connection string; built from PG* when DATABASE_URL is unset
+	HTTPAddr         string
+	LogLevel         slog.Level
+	LogFormat        string // json or text
+	DBMaxConns       int32
+	DBMinConns       int32
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
+	HTTPIdleTimeout  time.Duration
+	ShutdownTimeout  time.Duration
+	DrainDelay       time.Duration
+	MaxBodyBytes     int64
+	AppDBRole        string // migrate up only
+	AppDBPassword    string // migrate up only
+}
+
+// Error is a configuration error; it names the variable.
+type Error struct {
+	Var string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Msg }
+
+// pgEnv are the libpq variables used when DATABASE_URL is unset, with the
+// connection-string keyword each maps to.
+var pgEnv = []struct{ env, key string }{
+	{"PGHOST", "host"}, {"PGPORT", "port"}, {"PGDATABASE", "dbname"}, {"PGUSER", "user"},
+	{"PGPASSWORD", "password"}, {"PGSSLMODE", "sslmode"}, {"PGCONNECT_TIMEOUT", "connect_timeout"},
+	{"PGAPPNAME", "application_name"}, {"PGSSLROOTCERT", "sslrootcert"}, {"PGSSLCERT", "sslcert"},
+	{"PGSSLKEY", "sslkey"}, {"PGPASSFILE", "passfile"}, {"PGTARGETSESSIONATTRS", "target_session_attrs"},
+}
+
+// Load reads the configuration through getenv and validates every value.
+// All problems are reported at once, joined; each names its variable.
+func Load(getenv func(string) string) (Config, error) {
+	var errs []error
+	bad := func(v, format string, a ...any) { errs = append(errs, &Error{Var: v, Msg: fmt.Sprintf(format, a...)}) }
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{}
+
+	c.DatabaseURL = getenv("DATABASE_URL")
+	dsnVar := "DATABASE_URL"
+	if strings.TrimSpace(c.DatabaseURL) == "" {
+		c.DatabaseURL = dsnFromPGEnv(getenv)
+		dsnVar = "PG* variables"
+	}
+	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		bad(dsnVar, "invalid connection string %s", Redact(c.DatabaseURL))
+	}
+
+	c.HTTPAddr = get("HTTP_ADDR", ":8080")
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%q is not host:port (example :8080)", c.HTTPAddr)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("HTTP_ADDR", "port %q is not a number from 0 to 65535", port)
+	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		bad("HTTP_ADDR", "host %q is not an IP address or host name", host)
+	}
+
+	switch lv := strings.ToLower(get("LOG_LEVEL", "info")); lv {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		bad("LOG_LEVEL", "%q is not one of debug, info, warn, error", lv)
+	}
+	c.LogFormat = strings.ToLower(get("LOG_FORMAT", "json"))
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("LOG_FORMAT", "%q is not json or text", c.LogFormat)
+	}
+
+	intVar := func(name, def string, min, max int64) int64 {
+		s := get(name, def)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < min || n > max {
+			bad(name, "%q is not an integer from %d to %d", s, min, max)
+			return 0
+		}
+		return n
+	}
+	c.DBMaxConns = int32(intVar("DB_MAX_CONNS", "10", 1, 10000))
+	c.DBMinConns = int32(intVar("DB_MIN_CONNS", "0", 0, 10000))
+	if c.DBMaxConns > 0 && c.DBMinConns > c.DBMaxConns {
+		bad("DB_MIN_CONNS", "%d is greater than DB_MAX_CONNS (%d)", c.DBMinConns, c.DBMaxConns)
+	}
+	c.MaxBodyBytes = intVar("MAX_BODY_BYTES", "1048576", 1, 1<<30)
+
+	durVar := func(name, def string, allowZero bool) time.Duration {
+		s := get(name, def)
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || (d == 0 && !allowZero) || d > 24*time.Hour {
+			bad(name, "%q is not a positive duration such as 10s or 500ms", s)
+			return 0
+		}
+		return d
+	}
+	c.HTTPReadTimeout = durVar("HTTP_READ_TIMEOUT", "10s", false)
+	c.HTTPWriteTimeout = durVar("HTTP_WRITE_TIMEOUT", "30s", false)
+	c.HTTPIdleTimeout = durVar("HTTP_IDLE_TIMEOUT", "120s", false)
+	c.ShutdownTimeout = durVar("SHUTDOWN_TIMEOUT", "15s", false)
+	c.DrainDelay = durVar("DRAIN_DELAY", "5s", true)
+
+	c.AppDBRole = getenv("APP_DB_ROLE")
+	c.AppDBPassword = getenv("APP_DB_PASSWORD")
+	return c, errors.Join(errs...)
+}
+
+// ValidateAppRole checks the APP_DB_ROLE / APP_DB_PASSWORD pair (used by
+// migrate up only): both or neither.
+func (c Config) ValidateAppRole() error {
+	switch {
+	case c.AppDBRole == "" && c.AppDBPassword == "":
+		return nil
+	case c.AppDBRole == "":
+		return &Error{Var: "APP_DB_ROLE", Msg: "must be set when APP_DB_PASSWORD is set"}
+	case c.AppDBPassword == "":
+		return &Error{Var: "APP_DB_PASSWORD", Msg: "must be set when APP_DB_ROLE is set"}
+	}
+	return nil
+}
+
+// Port returns the port of HTTPAddr ("8080" for ":8080").
+func (c Config) Port() string {
+	_, p, _ := net.SplitHostPort(c.HTTPAddr)
+	return p
+}
+
+func dsnFromPGEnv(getenv func(string) string) string {
+	var parts []string
+	for _, p := range pgEnv {
+		if v := getenv(p.env); v != "" {
+			parts = append(parts, p.key+"="+quoteDSNValue(v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// quoteDSNValue quotes a keyword/value connection string value.
+func quoteDSNValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+func validHostname(h string) bool { return hostnameRE.MatchString(h) }
+
+var kvPasswordRE = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// Redact returns the connection string with any password replaced by
+// "xxxxx", in URL or keyword/value form. Unparseable URLs lose everything
+// between "://" and "@".
+func Redact(dsn string) string {
+	if strings.Contains(dsn, "://") {
+		if u, err := url.Parse(dsn); err == nil {
+			if u.User != nil {
+				if _, has := u.User.Password(); has {
+					u.User = url.UserPassword(u.User.Username(), "xxxxx")
+				}
+			}
+			q := u.Query()
+			if q.Has("password") {
+				q.Set("password", "xxxxx")
+				u.RawQuery = q.Encode()
+			}
+			return u.String()
+		}
+		scheme, rest, _ := strings.Cut(dsn, "://")
+		if i := strings.LastIndex(rest, "@"); i >= 0 {
+			rest = "xxxxx" + rest[i:]
+		}
+		if j := strings.IndexAny(rest, "?"); j >= 0 {
+			rest = rest[:j] + "?<redacted>"
+		}
+		return scheme + "://" + rest
+	}
+	return kvPasswordRE.ReplaceAllString(dsn, "${1}xxxxx")
+}

@@ -1,0 +1,20 @@
+package httpapi
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes lists the whole API.
+func (s *server) routes(e *echo.Echo) {
+	e.GET("/", s.handleHello())
+	e.GET("/healthz", s.handleHealthz())
+	e.GET("/readyz", s.handleReadyz())
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+
+	e.GET("/api/notes", s.handleListNotes())
+	e.POST("/api/notes", s.handleCreateNote())
+	e.GET("/api/notes/:id", s.handleGetNote())
+	e.PATCH("/api/notes/:id", s.handlePatchNote())
+	e.DELETE("/api/notes/:id", s.handleDeleteNote())
+}

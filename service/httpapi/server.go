@@ -1,0 +1,91 @@
+// Package httpapi is the HTTP layer: Echo v4 routes (routes.go), small
+// handlers, middleware (request id, access log, metrics) and one error
+// handler that writes RFC 9457 application/problem+json.
+package httpapi
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/notes-stack/notes/service/notes"
+)
+
+// Options are the dependencies of the HTTP layer.
+type Options struct {
+	Store        notes.Store
+	Logger       *slog.Logger
+	MaxBodyBytes int64
+	// Registry receives the HTTP metrics and is served on /metrics. Nil
+	// makes a fresh registry with only the HTTP metrics.
+	Registry *prometheus.Registry
+	// Draining, when set and true, makes /readyz answer 503.
+	Draining *atomic.Bool
+	// ReadyTimeout bounds the SELECT 1 of /readyz (default 1s).
+	ReadyTimeout time.Duration
+	// Version is reported by GET /.
+	Version string
+}
+
+type server struct {
+	store        notes.Store
+	log          *slog.Logger
+	maxBody      int64
+	draining     *atomic.Bool
+	readyTimeout time.Duration
+	version      string
+	metrics      *httpMetrics
+	registry     *prometheus.Registry
+}
+
+// New returns the Echo instance serving the whole API.
+func New(o Options) *echo.Echo {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.Draining == nil {
+		o.Draining = new(atomic.Bool)
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = time.Second
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &server{
+		store:        o.Store,
+		log:          o.Logger,
+		maxBody:      o.MaxBodyBytes,
+		draining:     o.Draining,
+		readyTimeout: o.ReadyTimeout,
+		version:      o.Version,
+		metrics:      newHTTPMetrics(o.Registry),
+		registry:     o.Registry,
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.errorHandler
+	// Recover first: a panic anywhere below becomes a 500 problem, never a
+	// dropped connection. The inner one lets the access log see the 500.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
+	e.Use(requestID)
+	e.Use(s.accessLog)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
+	s.routes(e)
+	return e
+}
+
+func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.Error("panic", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+		"err", err.Error(), "stack", string(stack))
+	return err
+}

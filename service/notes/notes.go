@@ -1,0 +1,212 @@
+// Package notes is the domain at the centre of the service: the Note type,
+// its validation, list cursors and the error type with codes. It knows
+// nothing about HTTP or SQL.
+package notes
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxTitleChars is the longest title, in characters (Unicode code points),
+// not bytes. The column is varchar(160), which counts characters too.
+const MaxTitleChars = 160
+
+// DefaultTitle replaces a missing, empty or all-whitespace title.
+const DefaultTitle = "Untitled"
+
+// List limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// Note is one stored note.
+type Note struct {
+	ID        int64     `json:"id" db:"id"`
+	Title     string    `json:"title" db:"title"`
+	Body      string    `json:"body" db:"body"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+}
+
+// Error codes. The HTTP layer maps each to one status in one table.
+const (
+	EINVALID     = "invalid"       // malformed request: bad id, cursor, limit (400)
+	EUNPROCESS   = "unprocessable" // well-formed but invalid content (422)
+	ENOTFOUND    = "not_found"     // no such note (404)
+	EUNAVAILABLE = "unavailable"   // database unreachable or failing (503)
+	EINTERNAL    = "internal"      // a bug (500)
+)
+
+// Error is the domain error: a code plus a message safe to show to clients.
+type Error struct {
+	Code    string
+	Message string
+	Err     error // underlying cause, never shown to clients
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// Input is what a client may set on a note. A nil field is absent.
+type Input struct {
+	Title *string
+	Body  *string
+}
+
+// NewNote validates in and returns the title and body to store: a missing,
+// empty or whitespace-only title becomes DefaultTitle, a missing body "".
+// Errors are EUNPROCESS.
+func NewNote(in Input) (title, body string, err error) {
+	title, body = DefaultTitle, ""
+	if in.Title != nil {
+		title = NormalizeTitle(*in.Title)
+	}
+	if in.Body != nil {
+		body = *in.Body
+	}
+	if err := ValidateTitle(title); err != nil {
+		return "", "", err
+	}
+	if err := ValidateText("body", body); err != nil {
+		return "", "", err
+	}
+	return title, body, nil
+}
+
+// NormalizeTitle maps an empty or whitespace-only title to DefaultTitle and
+// leaves any other title exactly as given.
+func NormalizeTitle(t string) string {
+	if strings.TrimSpace(t) == "" {
+		return DefaultTitle
+	}
+	return t
+}
+
+// ValidateTitle checks text rules and the length in characters.
+func ValidateTitle(t string) error {
+	if err := ValidateText("title", t); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(t); n > MaxTitleChars {
+		return Errorf(EUNPROCESS, "title is %d characters long; the maximum is %d", n, MaxTitleChars)
+	}
+	return nil
+}
+
+// ValidateText rejects invalid UTF-8 and NUL characters (Postgres text
+// cannot store NUL).
+func ValidateText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Errorf(EUNPROCESS, "%s is not valid UTF-8", field)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return Errorf(EUNPROCESS, "%s contains a NUL character", field)
+	}
+	return nil
+}
+
+// Patch is a partial update. A nil field is left unchanged.
+type Patch struct {
+	Title *string
+	Body  *string
+}
+
+// Validate normalises and validates the fields present in p.
+func (p *Patch) Validate() error {
+	if p.Title != nil {
+		t := NormalizeTitle(*p.Title)
+		if err := ValidateTitle(t); err != nil {
+			return err
+		}
+		p.Title = &t
+	}
+	if p.Body != nil {
+		if err := ValidateText("body", *p.Body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cursor is a position in the newest-first order: the list continues with
+// notes strictly older than (CreatedAt, ID).
+type Cursor struct {
+	CreatedAt time.Time
+	ID        int64
+}
+
+// Encode returns the opaque form: base64url of 8 bytes of microseconds since
+// the Unix epoch and 8 bytes of id.
+func (c Cursor) Encode() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(c.CreatedAt.UnixMicro()))
+	binary.BigEndian.PutUint64(b[8:], uint64(c.ID))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// DecodeCursor parses the opaque form; errors are EINVALID.
+func DecodeCursor(s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return Cursor{}, Errorf(EINVALID, "cursor is not valid")
+	}
+	us := int64(binary.BigEndian.Uint64(b[:8]))
+	id := int64(binary.BigEndian.Uint64(b[8:]))
+	// Postgres timestamptz covers 4713 BC to 294276 AD; stay well inside.
+	const maxMicros = 200_000 * 365 * 24 * 3600 * 1_000_000
+	if id <= 0 || us < -maxMicros/100 || us > maxMicros {
+		return Cursor{}, Errorf(EINVALID, "cursor is not valid")
+	}
+	return Cursor{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, nil
+}
+
+// Page is one page of the newest-first list.
+type Page struct {
+	Notes []Note
+	// Next is set when more notes follow.
+	Next *Cursor
+}
+
+// Store is what the service needs from persistence. Methods return *Error
+// with ENOTFOUND for a missing note, EUNPROCESS for content the database
+// rejects and EUNAVAILABLE when the database cannot be reached.
+type Store interface {
+	Create(ctx context.Context, title, body string) (Note, error)
+	Get(ctx context.Context, id int64) (Note, error)
+	List(ctx context.Context, after *Cursor, limit int) (Page, error)
+	Update(ctx context.Context, id int64, p Patch) (Note, error)
+	Delete(ctx context.Context, id int64) error
+	Ping(ctx context.Context) error
+}

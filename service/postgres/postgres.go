@@ -1,0 +1,205 @@
+// Package postgres implements notes.Store on a pgx v5 pool with explicit SQL.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notes-stack/notes/service/notes"
+)
+
+// DefaultConnectTimeout applies when the connection string sets none, so a
+// request fails with 503 quickly while the database is down.
+const DefaultConnectTimeout = 3 * time.Second
+
+// PoolOptions sizes the pool.
+type PoolOptions struct {
+	MaxConns int32
+	MinConns int32
+}
+
+// NewPool parses dsn and returns a pool that connects lazily: it does not
+// fail when the database is down (readiness reports that instead).
+func NewPool(ctx context.Context, dsn string, o PoolOptions) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	if o.MinConns > 0 {
+		cfg.MinConns = o.MinConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "notes"
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// Store is the Postgres notes.Store.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ notes.Store = (*Store)(nil)
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+const noteColumns = "id, title, body, created_at"
+
+// Create inserts a note and returns it as stored.
+func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, error) {
+	rows, _ := s.pool.Query(ctx,
+		"INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING "+noteColumns, title, body)
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[notes.Note])
+	if err != nil {
+		return notes.Note{}, mapError(err, "create note")
+	}
+	return n, nil
+}
+
+// Get returns the note with id, or ENOTFOUND.
+func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
+	rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[notes.Note])
+	if err != nil {
+		return notes.Note{}, mapError(err, "get note")
+	}
+	return n, nil
+}
+
+// ListQuery is the first-page query; the benchmark runs it through pgbench.
+const ListQuery = "SELECT " + noteColumns + " FROM notes ORDER BY created_at DESC, id DESC LIMIT $1"
+
+// ListAfterQuery continues after a cursor; the row comparison uses the
+// (created_at DESC, id DESC) index.
+const ListAfterQuery = "SELECT " + noteColumns + " FROM notes WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+
+// InsertQuery is the insert the API runs.
+const InsertQuery = "INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING " + noteColumns
+
+// List returns up to limit notes, newest first, strictly after the cursor.
+// It reads one extra row to know whether a next page exists.
+func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes.Page, error) {
+	var rows pgx.Rows
+	if after == nil {
+		rows, _ = s.pool.Query(ctx, ListQuery, limit+1)
+	} else {
+		rows, _ = s.pool.Query(ctx, ListAfterQuery, after.CreatedAt, after.ID, limit+1)
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[notes.Note])
+	if err != nil {
+		return notes.Page{}, mapError(err, "list notes")
+	}
+	page := notes.Page{Notes: list}
+	if len(list) > limit {
+		page.Notes = list[:limit]
+		last := page.Notes[limit-1]
+		page.Next = &notes.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	if page.Notes == nil {
+		page.Notes = []notes.Note{}
+	}
+	return page, nil
+}
+
+// Update applies p to the note with id and returns the result.
+func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (notes.Note, error) {
+	rows, _ := s.pool.Query(ctx, `UPDATE notes
+		SET title = coalesce($2, title), body = coalesce($3, body)
+		WHERE id = $1 RETURNING `+noteColumns, id, p.Title, p.Body)
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[notes.Note])
+	if err != nil {
+		return notes.Note{}, mapError(err, "update note")
+	}
+	return n, nil
+}
+
+// Delete removes the note with id, or returns ENOTFOUND.
+func (s *Store) Delete(ctx context.Context, id int64) error {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM notes WHERE id = $1", id)
+	if err != nil {
+		return mapError(err, "delete note")
+	}
+	if tag.RowsAffected() == 0 {
+		return notes.Errorf(notes.ENOTFOUND, "note %d not found", id)
+	}
+	return nil
+}
+
+// Ping runs SELECT 1.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return mapError(err, "ping")
+	}
+	return nil
+}
+
+// SeedRow is one row for Seed.
+type SeedRow struct {
+	Title     string
+	Body      string
+	CreatedAt time.Time
+}
+
+// Seed inserts count generated notes with COPY and returns how many it wrote.
+// Creation times go back one second per note from now, so the newest-first
+// order is the generation order reversed.
+func Seed(ctx context.Context, pool *pgxpool.Pool, count int) (int64, error) {
+	now := time.Now()
+	i := 0
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if i >= count {
+			return nil, nil
+		}
+		i++
+		return []any{
+			fmt.Sprintf("Seeded note %d", i),
+			fmt.Sprintf("Body of seeded note %d. %s", i, strings.Repeat("lorem ipsum ", i%8)),
+			now.Add(-time.Duration(count-i) * time.Second),
+		}, nil
+	})
+	n, err := pool.CopyFrom(ctx, pgx.Identifier{"notes"}, []string{"title", "body", "created_at"}, src)
+	if err != nil {
+		return n, mapError(err, "seed")
+	}
+	return n, nil
+}
+
+// mapError turns a pgx error into a *notes.Error: no rows is ENOTFOUND,
+// data and constraint errors (SQLSTATE classes 22 and 23) are EUNPROCESS,
+// and anything else from the database (connection refused, shutdown,
+// timeouts, too many connections) is EUNAVAILABLE. A cancelled request
+// context stays context.Canceled.
+func mapError(err error, op string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &notes.Error{Code: notes.ENOTFOUND, Message: "note not found", Err: err}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "22", "23":
+			return &notes.Error{Code: notes.EUNPROCESS, Message: "the database rejected the note: " + pgErr.Message, Err: err}
+		case "42":
+			// Syntax error or undefined table: most likely migrations were not run.
+			return &notes.Error{Code: notes.EUNAVAILABLE, Message: "database schema is not ready", Err: fmt.Errorf("%s: %w", op, err)}
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return &notes.Error{Code: notes.EUNAVAILABLE, Message: "database unavailable", Err: fmt.Errorf("%s: %w", op, err)}
+}
