@@ -1,0 +1,287 @@
+package migrations_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/notes-stack/notes/migrations"
+	"github.com/notes-stack/notes/service/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func openDB(t *testing.T, dsn string) (*pgxpool.Pool, *sql.DB) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { db.Close(); pool.Close() })
+	return pool, db
+}
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func tableExists(t *testing.T, pool *pgxpool.Pool, name string) bool {
+	t.Helper()
+	var ok bool
+	if err := pool.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", name).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func TestUpDownUp(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	pool, db := openDB(t, pgtest.NewDatabase(t))
+
+	res, err := migrations.Up(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) < 2 {
+		t.Fatalf("applied %d migrations, want at least 2", len(res))
+	}
+	if !tableExists(t, pool, "notes") || !tableExists(t, pool, "notes_created_at_id_idx") {
+		t.Fatal("notes table or index missing after up")
+	}
+	again, err := migrations.Up(ctx, db)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second up applied %v, err %v; want nothing", again, err)
+	}
+	st, err := migrations.Statuses(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if !s.Applied {
+			t.Errorf("migration %d not applied", s.Version)
+		}
+	}
+
+	if _, err := migrations.Down(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if tableExists(t, pool, "notes_created_at_id_idx") {
+		t.Fatal("index still there after one down")
+	}
+	if _, err := migrations.DownTo(ctx, db, 0); err != nil {
+		t.Fatal(err)
+	}
+	if tableExists(t, pool, "notes") {
+		t.Fatal("notes still there after down to 0")
+	}
+	res2, err := migrations.Up(ctx, db)
+	if err != nil || len(res2) != len(res) {
+		t.Fatalf("up after down applied %d, err %v; want %d", len(res2), err, len(res))
+	}
+}
+
+func TestSchemaConstraints(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	pool, db := openDB(t, pgtest.NewDatabase(t))
+	if _, err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		title string
+		code  string
+	}{
+		{"ok 160 chars multibyte", strings.Repeat("é", 160), ""},
+		{"161 chars", strings.Repeat("a", 161), "22001"},
+		{"blank", "   ", "23514"},
+		{"empty", "", "23514"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pool.Exec(ctx, "INSERT INTO notes (title) VALUES ($1)", tc.title)
+			var pgErr *pgconn.PgError
+			switch {
+			case tc.code == "" && err != nil:
+				t.Fatalf("insert failed: %v", err)
+			case tc.code != "" && (!errors.As(err, &pgErr) || pgErr.Code != tc.code):
+				t.Fatalf("err = %v, want SQLSTATE %s", err, tc.code)
+			}
+		})
+	}
+	// The keyset query walks the index instead of sorting the table.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := tx.Query(ctx, "EXPLAIN SELECT id FROM notes WHERE (created_at, id) < (now(), 5) ORDER BY created_at DESC, id DESC LIMIT 51")
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "notes_created_at_id_idx") || strings.Contains(plan, "Sort") {
+		t.Errorf("list query does not use the index:\n%s", plan)
+	}
+}
+
+func TestConcurrentMigrators(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	dsn := pgtest.NewDatabase(t)
+	const n = 4
+	var wg sync.WaitGroup
+	results := make([][]migrations.Result, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		_, db := openDB(t, dsn)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = migrations.Up(ctx, db)
+		}()
+	}
+	wg.Wait()
+	applied := map[int64]int{}
+	for i := 0; i < n; i++ {
+		if errs[i] != nil {
+			t.Fatalf("migrator %d: %v", i, errs[i])
+		}
+		for _, r := range results[i] {
+			applied[r.Version]++
+		}
+	}
+	pool, _ := openDB(t, dsn)
+	var rowsInTable int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM goose_db_version WHERE version_id > 0").Scan(&rowsInTable); err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) < 2 || rowsInTable != len(applied) {
+		t.Fatalf("applied %v, version rows %d", applied, rowsInTable)
+	}
+	for v, c := range applied {
+		if c != 1 {
+			t.Errorf("migration %d applied %d times, want exactly once", v, c)
+		}
+	}
+}
+
+func TestEnsureAppRole(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	dsn := pgtest.NewDatabase(t)
+	_, db := openDB(t, dsn)
+	if _, err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	// A name and a password that need quoting.
+	role := `notes app "rw" ` + strings.ReplaceAll(t.Name(), "/", "_")
+	password := `p'a"ss; DROP TABLE notes; --\`
+	for i := 0; i < 2; i++ { // idempotent
+		if err := migrations.EnsureAppRole(ctx, db, role, password); err != nil {
+			t.Fatalf("EnsureAppRole #%d: %v", i, err)
+		}
+	}
+	t.Cleanup(func() {
+		admin, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			ident := pgx.Identifier{role}.Sanitize()
+			admin.Exec(context.Background(), "DROP OWNED BY "+ident)
+			admin.Exec(context.Background(), "DROP ROLE "+ident)
+			admin.Close(context.Background())
+		}
+	})
+
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Password = role, password
+	app, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("app role cannot log in: %v", err)
+	}
+	defer app.Close(context.Background())
+
+	allowed := []string{
+		"INSERT INTO notes (title, body) VALUES ('t', 'b')",
+		"SELECT count(*) FROM notes",
+		"UPDATE notes SET body = 'x'",
+		"DELETE FROM notes",
+	}
+	for _, q := range allowed {
+		if _, err := app.Exec(ctx, q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	denied := []string{
+		"DROP TABLE notes",
+		"ALTER TABLE notes ADD COLUMN x int",
+		"CREATE TABLE evil (id int)",
+		"TRUNCATE notes",
+		"SELECT * FROM goose_db_version",
+		"INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, true)",
+		"DELETE FROM goose_db_version",
+		"CREATE INDEX evil_idx ON notes (body)",
+	}
+	for _, q := range denied {
+		_, err := app.Exec(ctx, q)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || (pgErr.Code != "42501" && pgErr.Code != "42P17") {
+			t.Errorf("%s: err = %v, want insufficient_privilege", q, err)
+		}
+	}
+
+	// Rotation: the old password stops working.
+	if err := migrations.EnsureAppRole(ctx, db, role, "new-password"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+		c.Close(context.Background())
+		t.Fatal("old password still works after rotation")
+	}
+	cfg.Password = "new-password"
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	c.Close(context.Background())
+}
+
+func TestEnsureAppRoleRejects(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	_, db := openDB(t, pgtest.NewDatabase(t))
+	tests := []struct{ name, role, password string }{
+		{"empty role", "", "x"},
+		{"reserved", "pg_monitor", "x"},
+		{"too long", strings.Repeat("r", 64), "x"},
+		{"no password", "someone", ""},
+		{"self", "postgres", "x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := migrations.EnsureAppRole(ctx, db, tc.role, tc.password); err == nil {
+				t.Fatal("want error")
+			}
+		})
+	}
+}
