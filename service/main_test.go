@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/notes-stack/notes/service/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func getenvFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// runCmd runs a subcommand to completion.
+func runCmd(t *testing.T, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, append([]string{"notes"}, args...), getenvFrom(env), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+type service struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+// startService runs "serve" in the background and waits for /healthz.
+func startService(t *testing.T, env map[string]string) *service {
+	t.Helper()
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]string{"HTTP_ADDR": "127.0.0.1:" + strconv.Itoa(port), "DRAIN_DELAY": "0s"}
+	for k, v := range env {
+		full[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &service{base: "http://" + full["HTTP_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	go func() { s.done <- run(ctx, []string{"notes"}, getenvFrom(full), s.logs, s.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("service did not stop")
+		}
+	})
+	waitStatus(t, s.base+"/healthz", 200, 10*time.Second)
+	return s
+}
+
+func status(url string) int {
+	c := http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func waitStatus(t *testing.T, url string, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := status(url)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s = %d, want %d within %s", url, got, want, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func migrated(t *testing.T, dsn string) {
+	t.Helper()
+	if _, stderr, err := runCmd(t, map[string]string{"DATABASE_URL": dsn}, "migrate", "up"); err != nil {
+		t.Fatalf("migrate up: %v %s", err, stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"migrate", "--help"}, {"seed", "--help"}, {"healthcheck", "--help"}} {
+		out, errOut, err := runCmd(t, nil, args...)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		if !strings.Contains(out+errOut, "Usage") {
+			t.Errorf("%v: no usage printed", args)
+		}
+	}
+}
+
+func TestUsageAndConfigErrorsExit2(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantMsg string
+	}{
+		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},
+		{"bad flag", nil, []string{"seed", "--nope"}, "nope"},
+		{"migrate no action", nil, []string{"migrate"}, "migrate"},
+		{"migrate bad action", nil, []string{"migrate", "sideways"}, "sideways"},
+		{"seed bad count", nil, []string{"seed", "--count", "0"}, "--count"},
+		{"serve bad max conns", map[string]string{"DB_MAX_CONNS": "many"}, []string{"serve"}, "DB_MAX_CONNS"},
+		{"serve bad addr", map[string]string{"HTTP_ADDR": "nowhere"}, nil, "HTTP_ADDR"},
+		{"serve bad url", map[string]string{"DATABASE_URL": "postgres://u:pw-secret@h/db?sslmode=maybe"}, nil, "DATABASE_URL"},
+		{"migrate role without password", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "app"}, []string{"migrate", "up"}, "APP_DB_PASSWORD"},
+		{"migrate reserved role", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "pg_x", "APP_DB_PASSWORD": "p"}, []string{"migrate", "up"}, "APP_DB_ROLE"},
+		{"seed bad timeout", map[string]string{"SHUTDOWN_TIMEOUT": "forever"}, []string{"seed", "--count", "1"}, "SHUTDOWN_TIMEOUT"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runCmd(t, tc.env, tc.args...)
+			if err == nil || exitCode(err) != 2 {
+				t.Fatalf("err = %v (exit %d), want exit 2", err, exitCode(err))
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("error %q does not mention %s", err, tc.wantMsg)
+			}
+			if strings.Contains(err.Error(), "pw-secret") {
+				t.Errorf("password in error: %q", err)
+			}
+		})
+	}
+}
+
+func TestMigrateSeedServe(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": dsn}
+	migrated(t, dsn)
+	out, _, err := runCmd(t, env, "migrate", "status")
+	if err != nil || strings.Count(out, "applied") < 2 {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	out, _, err = runCmd(t, env, "seed", "--count", "2500")
+	if err != nil || !strings.Contains(out, "seeded 2500 notes") {
+		t.Fatalf("seed: %v %s", err, out)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	conn.QueryRow(context.Background(), "SELECT count(*) FROM notes").Scan(&n)
+	if n != 2500 {
+		t.Fatalf("count = %d", n)
+	}
+
+	s := startService(t, env)
+	waitStatus(t, s.base+"/readyz", 200, 10*time.Second)
+	res, err := http.Get(s.base + "/api/notes?limit=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page []struct{ Title string }
+	json.NewDecoder(res.Body).Decode(&page)
+	res.Body.Close()
+	if len(page) != 3 || page[0].Title != "Seeded note 2500" || res.Header.Get("Link") == "" {
+		t.Fatalf("page = %+v, Link %q", page, res.Header.Get("Link"))
+	}
+
+	port := strings.TrimPrefix(s.base, "http://127.0.0.1:")
+	if _, _, err := runCmd(t, map[string]string{"HTTP_ADDR": ":" + port}, "healthcheck"); err != nil {
+		t.Errorf("healthcheck: %v", err)
+	}
+	if _, _, err := runCmd(t, nil, "healthcheck", "--url", s.base+"/nope"); exitCode(err) != 1 {
+		t.Errorf("healthcheck on 404: %v", err)
+	}
+	free, _ := pgtest.FreePort()
+	if _, _, err := runCmd(t, nil, "healthcheck", "--url", fmt.Sprintf("http://127.0.0.1:%d/healthz", free)); exitCode(err) != 1 {
+		t.Errorf("healthcheck on closed port: %v", err)
+	}
+	if strings.Contains(s.logs.String(), pgtest.Shared(t).Password) {
+		t.Error("service logs contain the database password")
+	}
+
+	if _, _, err := runCmd(t, env, "migrate", "down"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = runCmd(t, env, "migrate", "status")
+	if !strings.Contains(out, "pending") {
+		t.Errorf("status after down:\n%s", out)
+	}
+}
+
+func TestMigrateUpWithAppRole(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	role := "notes_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	env := map[string]string{"DATABASE_URL": dsn, "APP_DB_ROLE": role, "APP_DB_PASSWORD": "o'really"}
+	for i := 0; i < 2; i++ {
+		if _, stderr, err := runCmd(t, env, "migrate", "up"); err != nil {
+			t.Fatalf("migrate up #%d: %v %s", i, err, stderr)
+		}
+	}
+	cfg, _ := pgx.ParseConfig(dsn)
+	cfg.User, cfg.Password = role, "o'really"
+	appDSN := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", role, "o%27really", cfg.Port, cfg.Database)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			c.Exec(context.Background(), "DROP OWNED BY "+role)
+			c.Exec(context.Background(), "DROP ROLE "+role)
+			c.Close(context.Background())
+		}
+	})
+	// The service works as the app role.
+	s := startService(t, map[string]string{"DATABASE_URL": appDSN})
+	waitStatus(t, s.base+"/readyz", 200, 10*time.Second)
+	res, err := http.Post(s.base+"/api/notes", "application/json", strings.NewReader(`{"title":"as app"}`))
+	if err != nil || res.StatusCode != 201 {
+		t.Fatalf("POST as app role: %v %v", err, res)
+	}
+	res.Body.Close()
+}
+
+// TestReadinessFollowsDatabase: the service starts while Postgres is down,
+// becomes ready when it comes up, unready when it stops, ready again after.
+func TestReadinessFollowsDatabase(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.NewServer(t)
+	dsn := pg.NewDatabase(t)
+	migrated(t, dsn)
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := startService(t, map[string]string{"DATABASE_URL": dsn})
+	if got := status(s.base + "/readyz"); got != 503 {
+		t.Fatalf("readyz with DB down = %d", got)
+	}
+	if got := status(s.base + "/api/notes"); got != 503 {
+		t.Fatalf("list with DB down = %d", got)
+	}
+	if got := status(s.base + "/healthz"); got != 200 {
+		t.Fatalf("healthz with DB down = %d", got)
+	}
+	for round := 0; round < 2; round++ {
+		if err := pg.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, s.base+"/readyz", 200, 20*time.Second)
+		waitStatus(t, s.base+"/api/notes", 200, 5*time.Second)
+		if err := pg.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, s.base+"/readyz", 503, 20*time.Second)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s.base+"/readyz", 200, 20*time.Second)
+}
+
+// TestGracefulShutdown holds requests in flight (blocked on a table lock),
+// cancels run's context as SIGTERM would, and checks that /readyz turns 503
+// during the drain, every in-flight request completes with 200 and run
+// returns nil.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	migrated(t, dsn)
+	ctx := context.Background()
+	port, _ := pgtest.FreePort()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	env := map[string]string{"DATABASE_URL": dsn, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
+		"DRAIN_DELAY": "1s", "SHUTDOWN_TIMEOUT": "30s", "DB_MAX_CONNS": "4"}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() { done <- run(runCtx, []string{"notes", "serve"}, getenvFrom(env), logs, logs) }()
+	waitStatus(t, base+"/readyz", 200, 10*time.Second)
+
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE notes IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+
+	const inFlight = 12 // more than DB_MAX_CONNS: some wait for the pool too
+	results := make(chan int, inFlight)
+	client := &http.Client{Timeout: time.Minute}
+	for i := 0; i < inFlight; i++ {
+		go func(i int) {
+			var res *http.Response
+			var err error
+			if i%2 == 0 {
+				res, err = client.Get(base + "/api/notes")
+			} else {
+				res, err = client.Post(base+"/api/notes", "application/json", strings.NewReader(`{"title":"in flight"}`))
+			}
+			if err != nil {
+				results <- -1
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			results <- res.StatusCode
+		}(i)
+	}
+	// Wait until the requests are really in the server (blocked on the lock
+	// or on the pool).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		admin2, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin2.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&waiting)
+		admin2.Close(ctx)
+		if waiting >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests blocked", waiting)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	cancel() // SIGTERM
+	waitStatus(t, base+"/readyz", 503, 900*time.Millisecond)
+	if got := status(base + "/healthz"); got != 200 {
+		t.Errorf("healthz during drain = %d", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the drain: listener closed, requests still blocked
+	select {
+	case err := <-done:
+		t.Fatalf("run returned while requests were in flight: %v", err)
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < inFlight; i++ {
+		select {
+		case code := <-results:
+			if code != 200 && code != 201 {
+				t.Errorf("in-flight request answered %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("in-flight request did not finish")
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if status(base+"/healthz") != 0 {
+		t.Error("listener still open after shutdown")
+	}
+	if !strings.Contains(logs.String(), "shutdown: done") {
+		t.Errorf("logs:\n%s", logs.String())
+	}
+	var n int
+	admin.QueryRow(ctx, "SELECT count(*) FROM notes WHERE title = 'in flight'").Scan(&n)
+	if n != inFlight/2 {
+		t.Errorf("%d in-flight inserts stored, want %d", n, inFlight/2)
+	}
+}
+
+func TestServeListenError(t *testing.T) {
+	// A port in use is an ordinary error (exit 1), not a config error.
+	s := startService(t, map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"})
+	addr := strings.TrimPrefix(s.base, "http://")
+	_, _, err := runCmd(t, map[string]string{"HTTP_ADDR": addr, "DATABASE_URL": "postgres://u@127.0.0.1:1/db"})
+	if err == nil || exitCode(err) != 1 || errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
