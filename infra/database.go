@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Database is the Postgres container (or, with notes:databaseUrl, only the connection strings of
+// an external database). OwnerURL is for migrations and backups, AppURL (role notes_app) for the
+// replicas; both are secrets.
+type Database struct {
+	pulumi.ResourceState
+
+	Image     *docker.RemoteImage // nil with an external database
+	Container *docker.Container   // nil with an external database
+	OwnerURL  pulumi.StringOutput
+	AppURL    pulumi.StringOutput
+	// Host is the host name of the database as seen from the stack's network.
+	Host pulumi.StringOutput
+}
+
+func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opts ...pulumi.ResourceOption) (*Database, error) {
+	name := cfg.Name("db")
+	d := &Database{}
+	if err := ctx.RegisterComponentResource("notes:infra:Database", name, d, opts...); err != nil {
+		return nil, err
+	}
+	if cfg.ExternalDB {
+		d.OwnerURL = cfg.DatabaseURL
+		d.AppURL = pulumi.All(cfg.DatabaseURL, cfg.AppDBPassword).ApplyT(func(v []any) (string, error) {
+			return withUser(v[0].(string), AppRole, v[1].(string))
+		}).(pulumi.StringOutput)
+		d.Host = cfg.DatabaseURL.ApplyT(func(s string) (string, error) {
+			u, err := url.Parse(s)
+			if err != nil {
+				return "", fmt.Errorf("config notes:databaseUrl: not a URL")
+			}
+			return u.Hostname(), nil
+		}).(pulumi.StringOutput)
+		// The host name is not secret; the URL is.
+		d.Host = pulumi.Unsecret(d.Host).(pulumi.StringOutput)
+		if err := ctx.RegisterResourceOutputs(d, pulumi.Map{"host": d.Host}); err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+
+	prov := pulumi.Provider(host.Provider)
+	img, err := docker.NewRemoteImage(ctx, name+"-image", &docker.RemoteImageArgs{
+		Name:        pulumi.String(cfg.PostgresImage),
+		KeepLocally: pulumi.Bool(true),
+	}, pulumi.Parent(d), prov)
+	if err != nil {
+		return nil, err
+	}
+	d.Image = img
+
+	var ports docker.ContainerPortArray
+	if cfg.DBPort != 0 { // validated: only on a loopback bindAddress
+		ports = docker.ContainerPortArray{docker.ContainerPortArgs{
+			Internal: pulumi.Int(5432),
+			External: pulumi.Int(cfg.DBPort),
+			Ip:       pulumi.String(cfg.BindAddress),
+			Protocol: pulumi.String("tcp"),
+		}}
+	}
+	c, err := docker.NewContainer(ctx, name+"-container", &docker.ContainerArgs{
+		Name:  pulumi.String(cfg.Name("db")),
+		Image: img.ImageId,
+		Envs: pulumi.StringArray{
+			pulumi.String("POSTGRES_USER=" + cfg.DBOwner),
+			pulumi.String("POSTGRES_DB=" + cfg.DBName),
+			pulumi.Sprintf("POSTGRES_PASSWORD=%s", cfg.DBPassword),
+		},
+		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
+			VolumeName:    net.PGData.Name,
+			ContainerPath: pulumi.String("/var/lib/postgresql/data"),
+		}},
+		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
+			Name: net.Network.Name,
+		}},
+		Ports: ports,
+		// 127.0.0.1, not the socket: the image's first-start init server listens only on the
+		// socket, so this turns healthy once the real server accepts TCP connections.
+		Healthcheck: docker.ContainerHealthcheckArgs{
+			Tests:       pulumi.ToStringArray([]string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", cfg.DBOwner, cfg.DBName)}),
+			Interval:    pulumi.String("5s"),
+			Timeout:     pulumi.String("3s"),
+			Retries:     pulumi.Int(5),
+			StartPeriod: pulumi.String("60s"),
+		},
+		Wait:                pulumi.Bool(true),
+		WaitTimeout:         pulumi.Int(180),
+		Restart:             pulumi.String("unless-stopped"),
+		ShmSize:             pulumi.Int(256),
+		SecurityOpts:        pulumi.ToStringArray([]string{"no-new-privileges"}),
+		StopTimeout:         pulumi.Int(60),
+		DestroyGraceSeconds: pulumi.Int(60),
+		LogDriver:           pulumi.String("json-file"),
+		LogOpts:             logOpts(),
+		Labels:              containerLabels(cfg, "db"),
+	}, pulumi.Parent(d), prov)
+	if err != nil {
+		return nil, err
+	}
+	d.Container = c
+	d.Host = c.Name
+	d.OwnerURL = pulumi.All(c.Name, cfg.DBPassword).ApplyT(func(v []any) string {
+		return pgURL(v[0].(string), cfg.DBName, cfg.DBOwner, v[1].(string))
+	}).(pulumi.StringOutput)
+	d.AppURL = pulumi.All(c.Name, cfg.AppDBPassword).ApplyT(func(v []any) string {
+		return pgURL(v[0].(string), cfg.DBName, AppRole, v[1].(string))
+	}).(pulumi.StringOutput)
+	if err := ctx.RegisterResourceOutputs(d, pulumi.Map{"container": c.Name, "host": d.Host}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// pgURL is a connection string to the container database (no TLS inside the private network).
+func pgURL(host, db, user, password string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(user, password),
+		Host:     host + ":5432",
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// withUser replaces the credentials of a postgres:// URL.
+func withUser(raw, user, password string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		// Never echo the URL: it holds a password.
+		return "", fmt.Errorf("config notes:databaseUrl: must be a postgres://user:password@host:port/db URL")
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String(), nil
+}

@@ -1,0 +1,233 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// devStack makes a stack from Pulumi.dev.yaml on free loopback ports with fresh secrets.
+func devStack(t *testing.T, prefix string) (s *stack, secrets []string) {
+	t.Helper()
+	s = newStack(t, prefix, "Pulumi.dev.yaml")
+	s.set("notes:httpPort", strconv.Itoa(freePort(t)))
+	s.set("notes:dbPort", strconv.Itoa(freePort(t)))
+	s.set("notes:protect", "false")
+	s.set("notes:appVersion", "e2e-1")
+	dbPassword, appPassword := randomSecret(t), randomSecret(t)
+	s.setSecret("notes:dbPassword", dbPassword)
+	s.setSecret("notes:appDbPassword", appPassword)
+	return s, []string{dbPassword, appPassword}
+}
+
+func TestPreviewDev(t *testing.T) {
+	s, _ := devStack(t, "p")
+	out := s.run(15*time.Minute, "preview", "--suppress-progress")
+	for _, want := range []string{"docker:index/container:Container", "command:local:Command", "to create"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("preview output lacks %q:\n%s", want, tail(out, 60))
+		}
+	}
+}
+
+func TestDeployLocal(t *testing.T) {
+	s, secrets := devStack(t, "l")
+	s.set("notes:replicas", "2")
+	s.set("notes:backups", "true")
+
+	s.run(15*time.Minute, "preview", "--suppress-progress")
+	s.up()
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	t.Run("outputs answer", func(t *testing.T) {
+		for _, key := range []string{"url", "healthUrl"} {
+			expectStatus(t, client, s.output(key), http.StatusOK)
+		}
+		expectStatus(t, client, s.output("apiUrl")+"/notes", http.StatusOK)
+	})
+
+	api := s.output("apiUrl")
+	t.Run("notes through nginx", func(t *testing.T) {
+		l := newLoad(api, 1)
+		for i := range 5 {
+			l.post(context.Background(), fmt.Sprintf("first deploy %d", i))
+		}
+		if len(l.failures) > 0 || len(l.acked) != 5 {
+			t.Fatalf("creating notes: %v", l.failures)
+		}
+		l.verifyAcked(t)
+		l.list(context.Background())
+		if len(l.failures) > 0 {
+			t.Fatal(l.failures)
+		}
+	})
+
+	t.Run("containers hardened as declared", func(t *testing.T) {
+		replicas := s.stringsOutput("replicaNames")
+		if len(replicas) != 2 {
+			t.Fatalf("replicaNames = %v, want 2", replicas)
+		}
+		for _, name := range replicas {
+			checkHardened(t, name)
+		}
+	})
+
+	t.Run("second up changes nothing", func(t *testing.T) {
+		s.up("--expect-no-changes")
+	})
+
+	t.Run("state holds no secret in clear", func(t *testing.T) {
+		state := s.run(time.Minute, "stack", "export")
+		for _, secret := range secrets {
+			if strings.Contains(state, secret) {
+				t.Errorf("exported state contains a password in clear")
+			}
+		}
+		checkNoSecretInFiles(t, filepath.Dir(s.configFile), secrets)
+	})
+
+	t.Run("zero-downtime redeploy under load", func(t *testing.T) {
+		before := s.stringsOutput("replicaNames")
+		s.set("notes:appVersion", "e2e-2")
+		l := newLoad(api, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { l.run(ctx, 16); close(done) }()
+		time.Sleep(5 * time.Second)
+		start := time.Now()
+		s.up()
+		deploy := time.Since(start)
+		time.Sleep(5 * time.Second)
+		cancel()
+		<-done
+		l.report(t, fmt.Sprintf("redeploy (pulumi up %v)", deploy.Round(time.Second)))
+		for i, f := range l.failures {
+			if i == 20 {
+				t.Errorf("... and %d more", len(l.failures)-20)
+				break
+			}
+			t.Errorf("failed request: %s", f)
+		}
+		if len(l.acked) == 0 {
+			t.Fatal("no POST was acknowledged during the deploy")
+		}
+		l.verifyAcked(t)
+		after := s.stringsOutput("replicaNames")
+		for _, old := range before {
+			for _, n := range after {
+				if n == old {
+					t.Errorf("replica %s was not replaced by the image change", old)
+				}
+			}
+		}
+	})
+
+	t.Run("backup and restore", func(t *testing.T) {
+		backupAndRestore(t, s, client, api)
+	})
+
+	s.destroy()
+}
+
+func TestDeploySSH(t *testing.T) {
+	h := startSSHD(t)
+	s, _ := devStack(t, "s")
+	s.set("notes:dockerHost", h.dockerHost())
+	s.setList("notes:sshOpts", h.SSHOpts)
+	s.set("notes:bootstrap", "true")
+	s.up()
+	client := &http.Client{Timeout: 10 * time.Second}
+	expectStatus(t, client, s.output("healthUrl"), http.StatusOK)
+	l := newLoad(s.output("apiUrl"), 1)
+	l.post(context.Background(), "over ssh")
+	if len(l.failures) > 0 || len(l.acked) != 1 {
+		t.Fatalf("creating a note over the SSH-deployed stack: %v", l.failures)
+	}
+	l.verifyAcked(t)
+	for _, name := range s.stringsOutput("replicaNames") {
+		checkHardened(t, name)
+	}
+	// The bootstrap must find Docker installed and leave it alone: a second up is a no-op.
+	s.up("--expect-no-changes")
+	s.destroy()
+}
+
+func expectStatus(t *testing.T, c *http.Client, url string, want int) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: status %d, want %d: %s", url, resp.StatusCode, want, body)
+	}
+}
+
+// checkHardened inspects a replica: non-root, read-only root filesystem, no capabilities,
+// no-new-privileges and no published port.
+func checkHardened(t *testing.T, name string) {
+	t.Helper()
+	var info []struct {
+		Config     struct{ User string }
+		HostConfig struct {
+			ReadonlyRootfs bool
+			CapDrop        []string
+			SecurityOpt    []string
+			PortBindings   map[string]any
+		}
+		State struct{ Health *struct{ Status string } }
+	}
+	if err := json.Unmarshal([]byte(docker(t, "inspect", name)), &info); err != nil || len(info) != 1 {
+		t.Fatalf("docker inspect %s: %v", name, err)
+	}
+	c := info[0]
+	if u := c.Config.User; u == "" || u == "root" || u == "0" || strings.HasPrefix(u, "0:") {
+		t.Errorf("%s runs as user %q", name, u)
+	}
+	if !c.HostConfig.ReadonlyRootfs {
+		t.Errorf("%s: root filesystem is writable", name)
+	}
+	if !strings.EqualFold(strings.Join(c.HostConfig.CapDrop, ","), "ALL") {
+		t.Errorf("%s: CapDrop = %v, want ALL", name, c.HostConfig.CapDrop)
+	}
+	if !strings.Contains(strings.Join(c.HostConfig.SecurityOpt, ","), "no-new-privileges") {
+		t.Errorf("%s: SecurityOpt = %v, want no-new-privileges", name, c.HostConfig.SecurityOpt)
+	}
+	if len(c.HostConfig.PortBindings) > 0 {
+		t.Errorf("%s publishes ports %v", name, c.HostConfig.PortBindings)
+	}
+	if c.State.Health == nil || c.State.Health.Status != "healthy" {
+		t.Errorf("%s health = %+v, want healthy", name, c.State.Health)
+	}
+}
+
+func checkNoSecretInFiles(t *testing.T, dir string, secrets []string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Errorf("%s holds a password in clear", path)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,177 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// load drives a mixed workload (three list GETs to one POST) at a fixed concurrency against the
+// API through nginx and records every failure and every acknowledged note.
+type load struct {
+	apiURL string
+	client *http.Client
+
+	mu        sync.Mutex
+	latencies []time.Duration
+	failures  []string
+	acked     map[int64]notePayload
+}
+
+type notePayload struct {
+	Title string `json:"title"`
+	Body  string `json:"body"`
+}
+
+func newLoad(apiURL string, concurrency int) *load {
+	return &load{
+		apiURL: apiURL,
+		client: &http.Client{
+			Timeout:   15 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency},
+		},
+		acked: map[int64]notePayload{},
+	}
+}
+
+// run blocks until ctx is done, with concurrency workers issuing requests back to back.
+func (l *load) run(ctx context.Context, concurrency int) {
+	var wg sync.WaitGroup
+	for w := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				if i%4 == 0 {
+					l.post(ctx, fmt.Sprintf("load w%d n%d", w, i))
+				} else {
+					l.list(ctx)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (l *load) record(start time.Time, failure string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.latencies = append(l.latencies, time.Since(start))
+	if failure != "" {
+		l.failures = append(l.failures, failure)
+	}
+}
+
+func (l *load) list(ctx context.Context) {
+	start := time.Now()
+	req, _ := http.NewRequest(http.MethodGet, l.apiURL+"/notes?limit=20", nil)
+	resp, err := l.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.record(start, "GET: "+err.Error())
+		}
+		return
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var notes []map[string]any
+	switch {
+	case err != nil:
+		l.record(start, "GET body: "+err.Error())
+	case resp.StatusCode != http.StatusOK:
+		l.record(start, fmt.Sprintf("GET: status %d: %.200s", resp.StatusCode, body))
+	case json.Unmarshal(body, &notes) != nil:
+		l.record(start, fmt.Sprintf("GET: not a JSON list: %.200s", body))
+	default:
+		l.record(start, "")
+	}
+}
+
+func (l *load) post(ctx context.Context, title string) {
+	note := notePayload{Title: title, Body: "written during the deploy at " + time.Now().Format(time.RFC3339Nano)}
+	payload, _ := json.Marshal(note)
+	start := time.Now()
+	req, _ := http.NewRequest(http.MethodPost, l.apiURL+"/notes", bytes.NewReader(payload))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		// A POST cut off by the end of the run is not a failure of the deploy; anything else is.
+		if ctx.Err() == nil {
+			l.record(start, "POST: "+err.Error())
+		}
+		return
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var created struct {
+		ID int64 `json:"id"`
+	}
+	switch {
+	case err != nil:
+		l.record(start, "POST body: "+err.Error())
+	case resp.StatusCode != http.StatusCreated:
+		l.record(start, fmt.Sprintf("POST: status %d: %.200s", resp.StatusCode, body))
+	case json.Unmarshal(body, &created) != nil || created.ID == 0:
+		l.record(start, fmt.Sprintf("POST: bad body %.200s", body))
+	default:
+		l.record(start, "")
+		l.mu.Lock()
+		l.acked[created.ID] = note
+		l.mu.Unlock()
+	}
+}
+
+// report summarises the run for the test log.
+func (l *load) report(t *testing.T, label string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lat := slices.Clone(l.latencies)
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	t.Logf("%s: %d requests, %d failed, %d notes acknowledged; latency p50 %v p99 %v max %v",
+		label, len(lat), len(l.failures), len(l.acked), pct(0.50), pct(0.99), pct(1))
+}
+
+// verifyAcked reads every acknowledged note back and compares it with what was sent.
+func (l *load) verifyAcked(t *testing.T) {
+	t.Helper()
+	for id, want := range l.acked {
+		got := getNote(t, l.client, fmt.Sprintf("%s/notes/%d", l.apiURL, id))
+		if got.Title != want.Title || got.Body != want.Body {
+			t.Errorf("note %d reads back as %+v, acknowledged %+v", id, got, want)
+		}
+	}
+}
+
+func getNote(t *testing.T, c *http.Client, url string) notePayload {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", url, resp.StatusCode, body)
+	}
+	var n notePayload
+	if err := json.Unmarshal(body, &n); err != nil {
+		t.Fatalf("GET %s: %v: %s", url, err, body)
+	}
+	return n
+}

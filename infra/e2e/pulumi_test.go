@@ -1,0 +1,266 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// projectRoot is the repository root, where Pulumi.yaml lives.
+func projectRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "Pulumi.yaml")); err != nil {
+		t.Fatalf("no Pulumi.yaml at the project root %s: %v", dir, err)
+	}
+	return dir
+}
+
+// stack is one Pulumi stack with its own file backend, passphrase and config file in a temp dir,
+// so a test never touches the repository's Pulumi.<stack>.yaml files or a developer's state.
+type stack struct {
+	t          *testing.T
+	name       string
+	root       string
+	configFile string
+	env        []string
+	destroyed  bool
+}
+
+func randomSuffix(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func randomSecret(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "pw" + hex.EncodeToString(b)
+}
+
+// newStack creates stack e2e<prefix><random> from the config of the committed stack file base
+// (for example Pulumi.dev.yaml). Its Cleanup destroys whatever is left and checks that no
+// container, network or volume of the stack remains.
+func newStack(t *testing.T, prefix, base string) *stack {
+	t.Helper()
+	if _, err := exec.LookPath("pulumi"); err != nil {
+		t.Fatal("pulumi is not on PATH: run the suite with `make e2e` (it sources scripts/pulumi-env.sh)")
+	}
+	root := projectRoot(t)
+	dir := t.TempDir()
+	s := &stack{
+		t:          t,
+		name:       "e2e" + prefix + randomSuffix(t),
+		root:       root,
+		configFile: filepath.Join(dir, "Pulumi.stack.yaml"),
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.env = append(os.Environ(),
+		"PULUMI_BACKEND_URL=file://"+filepath.Join(dir, "state"),
+		"PULUMI_CONFIG_PASSPHRASE="+randomSecret(t),
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
+		"NO_COLOR=1",
+	)
+	cfg, err := os.ReadFile(filepath.Join(root, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.configFile, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.run(2*time.Minute, "stack", "init", s.name)
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// run runs pulumi with the stack's environment and fails the test on error.
+func (s *stack) run(timeout time.Duration, args ...string) string {
+	s.t.Helper()
+	out, err := s.try(timeout, "", args...)
+	if err != nil {
+		s.t.Fatalf("pulumi %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// try runs pulumi and returns its combined output and error.
+func (s *stack) try(timeout time.Duration, stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	full := append([]string{"--non-interactive", "--cwd", s.root}, args...)
+	if args[0] != "stack" || (len(args) > 1 && args[1] != "init") {
+		full = append(full, "--stack", s.name)
+	}
+	if args[0] == "config" || args[0] == "preview" || args[0] == "up" || args[0] == "destroy" || args[0] == "refresh" {
+		full = append(full, "--config-file", s.configFile)
+	}
+	cmd := exec.CommandContext(ctx, "pulumi", full...)
+	cmd.Env = s.env
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.WaitDelay = 10 * time.Second
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	start := time.Now()
+	err := cmd.Run()
+	s.t.Logf("pulumi %s: %s (%v)", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), errString(err))
+	return buf.String(), err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+func (s *stack) set(key, value string) {
+	s.t.Helper()
+	s.run(time.Minute, "config", "set", key, "--", value)
+}
+
+func (s *stack) setSecret(key, value string) {
+	s.t.Helper()
+	if out, err := s.try(time.Minute, value, "config", "set", "--secret", key); err != nil {
+		s.t.Fatalf("pulumi config set --secret %s: %v\n%s", key, err, out)
+	}
+}
+
+func (s *stack) setList(key string, values []string) {
+	s.t.Helper()
+	for i, v := range values {
+		s.run(time.Minute, "config", "set", "--path", fmt.Sprintf("%s[%d]", key, i), "--", v)
+	}
+}
+
+func (s *stack) up(extra ...string) string {
+	s.t.Helper()
+	return s.run(20*time.Minute, append([]string{"up", "--yes", "--skip-preview", "--suppress-progress"}, extra...)...)
+}
+
+// outputs returns the stack outputs; secrets stay masked.
+func (s *stack) outputs() map[string]any {
+	s.t.Helper()
+	out := s.run(time.Minute, "stack", "output", "--json")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		s.t.Fatalf("stack outputs are not JSON: %v\n%s", err, out)
+	}
+	return m
+}
+
+func (s *stack) output(key string) string {
+	s.t.Helper()
+	v, ok := s.outputs()[key]
+	if !ok {
+		s.t.Fatalf("stack output %q missing", key)
+	}
+	str, ok := v.(string)
+	if !ok {
+		s.t.Fatalf("stack output %q is %T, want string", key, v)
+	}
+	return str
+}
+
+func (s *stack) stringsOutput(key string) []string {
+	s.t.Helper()
+	v, ok := s.outputs()[key].([]any)
+	if !ok {
+		s.t.Fatalf("stack output %q missing or not a list", key)
+	}
+	var out []string
+	for _, x := range v {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
+
+func (s *stack) destroy() {
+	s.t.Helper()
+	s.run(15*time.Minute, "destroy", "--yes", "--skip-preview", "--suppress-progress")
+	s.destroyed = true
+}
+
+// cleanup destroys the stack if the test did not, removes the stack, and fails the test when any
+// Docker object named after the stack is left behind (it removes those too, so a failed run does
+// not leak into the next one).
+func (s *stack) cleanup() {
+	if !s.destroyed {
+		if out, err := s.try(15*time.Minute, "", "destroy", "--yes", "--skip-preview", "--suppress-progress"); err != nil {
+			s.t.Errorf("cleanup: pulumi destroy: %v\n%s", err, tail(out, 40))
+		}
+	}
+	prefix := "notes-" + s.name
+	for _, kind := range []struct{ list, rm []string }{
+		{[]string{"ps", "-a", "--format", "{{.Names}}"}, []string{"rm", "-f", "-v"}},
+		{[]string{"network", "ls", "--format", "{{.Name}}"}, []string{"network", "rm"}},
+		{[]string{"volume", "ls", "--format", "{{.Name}}"}, []string{"volume", "rm", "-f"}},
+	} {
+		out, err := exec.Command("docker", kind.list...).Output()
+		if err != nil {
+			s.t.Errorf("cleanup: docker %v: %v", kind.list, err)
+			continue
+		}
+		for _, name := range strings.Fields(string(out)) {
+			if strings.HasPrefix(name, prefix) {
+				s.t.Errorf("stack %s left %s %s behind", s.name, kind.list[0], name)
+				exec.Command("docker", append(kind.rm, name)...).Run()
+			}
+		}
+	}
+	if s.destroyed {
+		s.try(time.Minute, "", "stack", "rm", "--yes")
+	}
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

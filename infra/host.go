@@ -1,0 +1,102 @@
+package main
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
+	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+//go:embed scripts/bootstrap.sh
+var bootstrapScript string
+
+// Host is the Docker host: the optional SSH bootstrap (install Docker) and the explicit docker
+// provider every other resource uses.
+type Host struct {
+	pulumi.ResourceState
+
+	Provider  *docker.Provider
+	Bootstrap *local.Command // nil unless bootstrap=true
+	// Ready is what resources that run commands on the host (not through the provider) depend on.
+	Ready []pulumi.Resource
+	cfg   *Config
+}
+
+func NewHost(ctx *pulumi.Context, cfg *Config, opts ...pulumi.ResourceOption) (*Host, error) {
+	name := cfg.Name("host")
+	h := &Host{cfg: cfg}
+	if err := ctx.RegisterComponentResource("notes:infra:Host", name, h, opts...); err != nil {
+		return nil, err
+	}
+	var provDeps []pulumi.Resource
+	if cfg.Bootstrap {
+		t, _ := ParseSSH(cfg.DockerHost) // validated
+		b, err := local.NewCommand(ctx, name+"-bootstrap", &local.CommandArgs{
+			// Reads the script from stdin: installs docker.io only when `docker` is missing.
+			Create:   pulumi.String(h.sshCommand(t, "sh -s")),
+			Stdin:    pulumi.String(bootstrapScript),
+			Triggers: pulumi.Array{pulumi.String(cfg.DockerHost), pulumi.String(sha256Hex([]byte(bootstrapScript)))},
+			Logging:  local.LoggingStdoutAndStderr,
+		}, pulumi.Parent(h))
+		if err != nil {
+			return nil, err
+		}
+		h.Bootstrap = b
+		provDeps = append(provDeps, b)
+	}
+	h.Ready = provDeps
+
+	// No secret in the provider config: it is stored in clear in the state.
+	prov, err := docker.NewProvider(ctx, name+"-docker", &docker.ProviderArgs{
+		Host:    pulumi.String(cfg.DockerHost),
+		SshOpts: pulumi.ToStringArray(cfg.providerSSHOpts()),
+	}, pulumi.Parent(h), pulumi.DependsOn(provDeps))
+	if err != nil {
+		return nil, err
+	}
+	h.Provider = prov
+	if err := ctx.RegisterResourceOutputs(h, pulumi.Map{
+		"dockerHost": pulumi.String(cfg.DockerHost),
+	}); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// providerSSHOpts are the ssh options for the docker provider (which runs
+// `ssh ... docker system dial-stdio`).
+func (c *Config) providerSSHOpts() []string {
+	if !strings.HasPrefix(c.DockerHost, "ssh://") {
+		return nil
+	}
+	return append([]string{"-o", "BatchMode=yes"}, c.SSHOpts...)
+}
+
+// sshCommand is a local shell command line that runs remote (a shell command line) on the
+// ssh:// host with the configured options.
+func (h *Host) sshCommand(t SSHTarget, remote string) string {
+	args := []string{"ssh"}
+	args = append(args, h.cfg.providerSSHOpts()...)
+	args = append(args, "-p", fmt.Sprint(t.Port))
+	dest := t.Host
+	if t.User != "" {
+		dest = t.User + "@" + t.Host
+	}
+	args = append(args, dest, "--", remote)
+	return shellJoin(args)
+}
+
+// DockerCommand returns a local shell command line that runs `docker <args>` against the
+// stack's Docker host, and the environment it needs. For unix:// and tcp:// hosts it uses the
+// local docker CLI with DOCKER_HOST; for ssh:// hosts it runs the remote docker CLI over ssh
+// with notes:sshOpts (the docker CLI's own ssh helper cannot take extra ssh options).
+func (h *Host) DockerCommand(args ...string) (string, pulumi.StringMap) {
+	if strings.HasPrefix(h.cfg.DockerHost, "ssh://") {
+		t, _ := ParseSSH(h.cfg.DockerHost)
+		return h.sshCommand(t, shellJoin(append([]string{"docker"}, args...))), pulumi.StringMap{}
+	}
+	return shellJoin(append([]string{"docker"}, args...)), pulumi.StringMap{"DOCKER_HOST": pulumi.String(h.cfg.DockerHost)}
+}

@@ -1,0 +1,37 @@
+# Installs the rendered nginx configuration inside the nginx container (run with `docker exec -i`
+# by the Pulumi program; stdin is a base64 tar.gz of files relative to /etc/nginx). The previous
+# configuration is restored when `nginx -t` fails, so a bad render never reaches a restart.
+set -eu
+new=@TMP@.new
+prev=@TMP@.prev
+rm -rf "$new" "$prev"
+mkdir -p "$new"
+base64 -d | tar -xzf - -C "$new"
+cp -a /etc/nginx "$prev"
+cp -R "$new"/. /etc/nginx/
+rm -f /etc/nginx/conf.d/default.conf
+if [ "@TLS@" = acme ]; then
+  mkdir -p /etc/nginx/tls
+  live=/etc/letsencrypt/live/@DOMAIN@
+  if [ -s "$live/fullchain.pem" ] && [ -s "$live/privkey.pem" ]; then
+    ln -sfn "$live/fullchain.pem" /etc/nginx/tls/fullchain.pem
+    ln -sfn "$live/privkey.pem" /etc/nginx/tls/privkey.pem
+  elif [ ! -e /etc/nginx/tls/fullchain.pem ]; then
+    echo "nginx-install: no certificate from certbot yet; serving a self-signed placeholder"
+    cp /etc/nginx/@PLACEHOLDER@/fullchain.pem /etc/nginx/tls/fullchain.pem
+    cp /etc/nginx/@PLACEHOLDER@/privkey.pem /etc/nginx/tls/privkey.pem
+  fi
+fi
+if [ -e /etc/nginx/tls/privkey.pem ]; then chmod 600 /etc/nginx/tls/privkey.pem 2>/dev/null || true; fi
+if ! nginx -t 2>&1; then
+  echo "nginx-install: nginx -t failed; restoring the previous configuration" >&2
+  rm -rf /etc/nginx
+  cp -a "$prev" /etc/nginx
+  rm -rf "$new" "$prev"
+  exit 1
+fi
+nginx -s reload
+rm -rf "$new" "$prev"
+# Give the master a moment to start the new workers before old replicas are stopped.
+sleep 2
+echo "nginx-install: configuration installed and nginx reloaded"
