@@ -1,0 +1,353 @@
+// Command bench measures the notes service against the database ceiling.
+//
+//	go run ./service/bench            (from the repository root; about 2 minutes)
+//
+// It starts a private PostgreSQL 15 (service/pgtest), builds the service,
+// runs "migrate up" and "seed --count 10000", starts "serve" and measures:
+// time from process start to /readyz 200; wrk req/s, p50, p99 and errors for
+// GET /healthz and GET /api/notes (64 connections) and POST /api/notes (32);
+// the service's RSS idle and under load (VmRSS and VmHWM from /proc); and
+// pgbench with the service's own list query and insert (16 clients) on the
+// same database. It prints a table with the service/pgbench ratios.
+// Needs /usr/bin/wrk and pgbench (Debian packages wrk, postgresql-15).
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/notes-stack/notes/service/pgtest"
+	"github.com/notes-stack/notes/service/postgres"
+)
+
+var (
+	duration = flag.Duration("duration", 10*time.Second, "duration of each load run")
+	seedN    = flag.Int("seed", 10000, "notes to seed")
+	maxConns = flag.Int("db-max-conns", 10, "DB_MAX_CONNS for the service")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name          string
+	conns         int
+	rps           float64
+	p50, p99      time.Duration
+	errors        int64
+	requests      int64
+	pgbenchTPS    float64
+	pgbenchLatAvg time.Duration
+}
+
+func run() error {
+	for _, bin := range []string{"wrk", "pgbench"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s not found in PATH (apt-get install wrk postgresql-15)", bin)
+		}
+	}
+	work, err := os.MkdirTemp("", "notes-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	fmt.Println("starting PostgreSQL 15 ...")
+	pg, err := pgtest.Start()
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	ctx := context.Background()
+	dbName, err := pg.CreateDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	dsn := pg.DSN(dbName)
+
+	fmt.Println("building the service ...")
+	bin := filepath.Join(work, "notes")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/notes-stack/notes/service")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	env := append(os.Environ(), "DATABASE_URL="+dsn, "LOG_LEVEL=warn")
+	for _, args := range [][]string{{"migrate", "up"}, {"seed", "--count", strconv.Itoa(*seedN)}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %v\n%s", args, err, out)
+		}
+		if args[0] == "seed" {
+			fmt.Print(string(out))
+		}
+	}
+	if _, err := exec.Command("psql", dsn, "-qc", "VACUUM ANALYZE notes").CombinedOutput(); err != nil {
+		// psql lives next to postgres; fall back to the pool.
+		pool, perr := postgres.NewPool(ctx, dsn, postgres.PoolOptions{MaxConns: 1})
+		if perr == nil {
+			_, _ = pool.Exec(ctx, "VACUUM ANALYZE notes")
+			pool.Close()
+		}
+	}
+
+	port, err := pgtest.FreePort()
+	if err != nil {
+		return err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer devnull.Close()
+	srv := exec.Command(bin, "serve")
+	// Default log level (info): one JSON access-log line per request, as in production.
+	srv.Env = append(os.Environ(), "DATABASE_URL="+dsn, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"DB_MAX_CONNS="+strconv.Itoa(*maxConns), "DRAIN_DELAY=0s")
+	srv.Stdout, srv.Stderr = devnull, os.Stderr
+	start := time.Now()
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = srv.Process.Signal(os.Interrupt); _ = srv.Wait() }()
+	client := &http.Client{Timeout: time.Second}
+	var ready time.Duration
+	for {
+		res, err := client.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				ready = time.Since(start)
+				break
+			}
+		}
+		if time.Since(start) > 30*time.Second {
+			return fmt.Errorf("service not ready after 30s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	pid := srv.Process.Pid
+	time.Sleep(time.Second)
+	idleRSS := vmKB(pid, "VmRSS")
+
+	// Sample RSS while under load.
+	var mu sync.Mutex
+	var loadRSS int64
+	stopSample := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSample:
+				return
+			case <-t.C:
+				if v := vmKB(pid, "VmRSS"); v > 0 {
+					mu.Lock()
+					if v > loadRSS {
+						loadRSS = v
+					}
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+
+	postLua := filepath.Join(work, "post.lua")
+	if err := os.WriteFile(postLua, []byte(`wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"title":"bench note","body":"written by wrk"}'
+`), 0o644); err != nil {
+		return err
+	}
+	listSQL := filepath.Join(work, "list.sql")
+	insertSQL := filepath.Join(work, "insert.sql")
+	// The exact statements the service runs (postgres.ListQuery with
+	// limit+1, postgres.InsertQuery).
+	if err := os.WriteFile(listSQL, []byte(strings.Replace(postgres.ListQuery, "$1", strconv.Itoa(51), 1)+";\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(insertSQL, []byte(strings.NewReplacer("$1", "'bench note'", "$2", "'written by pgbench'").Replace(postgres.InsertQuery)+";\n"), 0o644); err != nil {
+		return err
+	}
+
+	var results []result
+	fmt.Println("GET /healthz, 64 connections ...")
+	r, err := wrk("GET /healthz", base+"/healthz", 64, "")
+	if err != nil {
+		return err
+	}
+	results = append(results, r)
+
+	fmt.Println("GET /api/notes, 64 connections ...")
+	r, err = wrk("GET /api/notes", base+"/api/notes", 64, "")
+	if err != nil {
+		return err
+	}
+	fmt.Println("pgbench list query, 16 clients ...")
+	r.pgbenchTPS, r.pgbenchLatAvg, err = pgbench(pg, dbName, listSQL)
+	if err != nil {
+		return err
+	}
+	results = append(results, r)
+
+	fmt.Println("POST /api/notes, 32 connections ...")
+	r, err = wrk("POST /api/notes", base+"/api/notes", 32, postLua)
+	if err != nil {
+		return err
+	}
+	fmt.Println("pgbench insert, 16 clients ...")
+	r.pgbenchTPS, r.pgbenchLatAvg, err = pgbench(pg, dbName, insertSQL)
+	if err != nil {
+		return err
+	}
+	results = append(results, r)
+
+	close(stopSample)
+	<-sampled
+	hwm := vmKB(pid, "VmHWM")
+
+	fmt.Println()
+	fmt.Printf("notes service benchmark (%d seeded notes, %s per run, DB_MAX_CONNS=%d, %d CPUs)\n", *seedN, *duration, *maxConns, numCPU())
+	fmt.Printf("ready: %s from process start to /readyz 200\n", ready.Round(100*time.Microsecond))
+	fmt.Printf("RSS: idle %.1f MiB, under load max %.1f MiB (VmHWM %.1f MiB)\n\n", float64(idleRSS)/1024, float64(loadRSS)/1024, float64(hwm)/1024)
+	fmt.Printf("%-17s %5s %10s %9s %9s %7s %12s %10s %8s\n", "endpoint", "conns", "req/s", "p50", "p99", "errors", "pgbench tps", "pgb lat", "ratio")
+	for _, r := range results {
+		ratio, tps, lat := "-", "-", "-"
+		if r.pgbenchTPS > 0 {
+			ratio = fmt.Sprintf("%.0f%%", 100*r.rps/r.pgbenchTPS)
+			tps = fmt.Sprintf("%.0f", r.pgbenchTPS)
+			lat = r.pgbenchLatAvg.Round(time.Microsecond).String()
+		}
+		fmt.Printf("%-17s %5d %10.0f %9s %9s %7d %12s %10s %8s\n", r.name, r.conns, r.rps,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors, tps, lat, ratio)
+	}
+	fmt.Println("\npgbench: 16 clients, -M prepared, the service's own SQL; ratio = service req/s / pgbench tps.")
+	return nil
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+// vmKB reads a Vm* field (kB) of /proc/PID/status.
+func vmKB(pid int, field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), field+":") {
+			fs := strings.Fields(sc.Text())
+			if len(fs) >= 2 {
+				n, _ := strconv.ParseInt(fs[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+var (
+	reRPS      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reReqs     = regexp.MustCompile(`(\d+) requests in`)
+	reP50      = regexp.MustCompile(`\n\s+50%\s+([0-9.]+)(us|ms|s)`)
+	reP99      = regexp.MustCompile(`\n\s+99%\s+([0-9.]+)(us|ms|s)`)
+	reNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	reSockErrs = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	reTPS      = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+	reLatAvg   = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
+)
+
+func wrk(name, url string, conns int, script string) (result, error) {
+	args := []string{"-t", "2", "-c", strconv.Itoa(conns), "-d", duration.String(), "--latency", "--timeout", "5s"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	args = append(args, url)
+	out, err := exec.Command("wrk", args...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk %s: %v\n%s", name, err, out)
+	}
+	s := string(out)
+	r := result{name: name, conns: conns}
+	if m := reRPS.FindStringSubmatch(s); m != nil {
+		r.rps, _ = strconv.ParseFloat(m[1], 64)
+	} else {
+		return r, fmt.Errorf("wrk %s: cannot parse output:\n%s", name, s)
+	}
+	if m := reReqs.FindStringSubmatch(s); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	r.p50 = wrkDur(reP50.FindStringSubmatch(s))
+	r.p99 = wrkDur(reP99.FindStringSubmatch(s))
+	if m := reNon2xx.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		r.errors += n
+	}
+	if m := reSockErrs.FindStringSubmatch(s); m != nil {
+		for _, v := range m[1:] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			r.errors += n
+		}
+	}
+	return r, nil
+}
+
+func wrkDur(m []string) time.Duration {
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	switch m[2] {
+	case "us":
+		return time.Duration(v * float64(time.Microsecond))
+	case "ms":
+		return time.Duration(v * float64(time.Millisecond))
+	default:
+		return time.Duration(v * float64(time.Second))
+	}
+}
+
+func pgbench(pg *pgtest.Server, db, script string) (float64, time.Duration, error) {
+	cmd := exec.Command("pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
+		"-T", strconv.Itoa(int(duration.Seconds())), "-f", script, db)
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(pg.Port),
+		"PGUSER=postgres", "PGPASSWORD="+pg.Password, "PGSSLMODE=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("pgbench: %v\n%s", err, out)
+	}
+	m := reTPS.FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, 0, fmt.Errorf("pgbench: cannot parse output:\n%s", out)
+	}
+	tps, _ := strconv.ParseFloat(m[1], 64)
+	var lat time.Duration
+	if m := reLatAvg.FindStringSubmatch(string(out)); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		lat = time.Duration(v * float64(time.Millisecond))
+	}
+	return tps, lat, nil
+}
