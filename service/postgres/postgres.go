@@ -59,11 +59,20 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 const noteColumns = "id, title, body, created_at"
 
+// scanNote scans noteColumns positionally. pgx.RowToStructByName would do
+// the same by reflection, and the profile showed that matching field names
+// on every row costs about 5% of the list endpoint's CPU.
+func scanNote(row pgx.CollectableRow) (notes.Note, error) {
+	var n notes.Note
+	err := row.Scan(&n.ID, &n.Title, &n.Body, &n.CreatedAt)
+	return n, err
+}
+
 // Create inserts a note and returns it as stored.
 func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, error) {
 	rows, _ := s.pool.Query(ctx,
 		"INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING "+noteColumns, title, body)
-	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[notes.Note])
+	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "create note")
 	}
@@ -73,7 +82,7 @@ func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, err
 // Get returns the note with id, or ENOTFOUND.
 func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
 	rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)
-	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[notes.Note])
+	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "get note")
 	}
@@ -99,7 +108,7 @@ func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes
 	} else {
 		rows, _ = s.pool.Query(ctx, ListAfterQuery, after.CreatedAt, after.ID, limit+1)
 	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[notes.Note])
+	list, err := pgx.CollectRows(rows, scanNote)
 	if err != nil {
 		return notes.Page{}, mapError(err, "list notes")
 	}
@@ -120,7 +129,7 @@ func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (notes.Note
 	rows, _ := s.pool.Query(ctx, `UPDATE notes
 		SET title = coalesce($2, title), body = coalesce($3, body)
 		WHERE id = $1 RETURNING `+noteColumns, id, p.Title, p.Body)
-	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[notes.Note])
+	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "update note")
 	}
