@@ -1,0 +1,66 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// backupAndRestore takes a backup with the backup container's own command, deletes notes through
+// the API and behind its back, restores the dump, and compares every row of the notes table.
+func backupAndRestore(t *testing.T, s *stack, client *http.Client, api string) {
+	t.Helper()
+	db := s.output("databaseContainer")
+	backup := s.output("backupContainer")
+	rows := func() string {
+		return docker(t, "exec", db, "psql", "-X", "-U", "notes", "-d", "notes", "-At", "-c",
+			"SELECT id, title, body, created_at FROM notes ORDER BY id")
+	}
+	before := rows()
+	if strings.Count(before, "\n") < 5 {
+		t.Fatalf("expected the earlier subtests' notes in the database, have:\n%s", before)
+	}
+
+	out := docker(t, "exec", backup, "notes-backup", "now")
+	lines := strings.Split(out, "\n")
+	file := strings.TrimSpace(lines[len(lines)-1])
+	if !strings.HasSuffix(file, ".dump") {
+		t.Fatalf("notes-backup now printed %q, want the dump's path", out)
+	}
+	if list := docker(t, "exec", backup, "notes-backup", "list"); !strings.Contains(file, strings.Split(list, "\n")[0]) {
+		t.Errorf("notes-backup list does not start with the new dump %s:\n%s", file, list)
+	}
+
+	firstID := strings.SplitN(before, "|", 2)[0]
+	req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/notes/%s", api, firstID), nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE note %s: status %d", firstID, resp.StatusCode)
+	}
+	docker(t, "exec", db, "psql", "-X", "-U", "notes", "-d", "notes", "-c", "DELETE FROM notes")
+	if left := rows(); left != "" {
+		t.Fatalf("notes left after DELETE: %s", left)
+	}
+
+	docker(t, "exec", backup, "notes-backup", "restore", file)
+	if after := rows(); after != before {
+		t.Fatalf("restored rows differ from the backed-up rows:\nbefore %d bytes, after %d bytes", len(before), len(after))
+	}
+	t.Logf("backup %s restored %d notes", file, strings.Count(before, "\n")+1)
+
+	// The restored database is usable by the least-privilege role the replicas connect as.
+	l := newLoad(api, 1)
+	l.post(context.Background(), "after restore")
+	if len(l.failures) > 0 {
+		t.Fatalf("POST after restore: %v", l.failures)
+	}
+	l.verifyAcked(t)
+}
