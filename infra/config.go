@@ -38,18 +38,18 @@ type Config struct {
 	Bootstrap  bool     // install Docker over SSH before anything else (ssh:// only)
 
 	// Service.
-	Replicas        int
-	AppVersion      string
-	ImageName       string
-	PushRegistry    string
+	Replicas         int
+	AppVersion       string
+	ImageName        string
+	PushRegistry     string
 	RegistryUsername string
 	RegistryPassword pulumi.StringOutput // secret, optional
-	GoImage         string
-	ServiceMemoryMB int
-	ServiceCPUs     string
-	LogLevel        string
-	DrainDelay      time.Duration
-	ShutdownTimeout time.Duration
+	GoImage          string
+	ServiceMemoryMB  int
+	ServiceCPUs      string
+	LogLevel         string
+	DrainDelay       time.Duration
+	ShutdownTimeout  time.Duration
 
 	// Proxy.
 	NginxImage   string
@@ -122,17 +122,17 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		DockerHost: r.str("dockerHost", defaultDockerHost),
 		Bootstrap:  r.boolean("bootstrap", false),
 
-		Replicas:        r.integer("replicas", 1),
-		AppVersion:      r.str("appVersion", "dev"),
-		ImageName:       r.str("imageName", "notes-service"),
-		PushRegistry:    r.str("pushRegistry", ""),
+		Replicas:         r.integer("replicas", 1),
+		AppVersion:       r.str("appVersion", "dev"),
+		ImageName:        r.str("imageName", "notes-service"),
+		PushRegistry:     r.str("pushRegistry", ""),
 		RegistryUsername: r.str("registryUsername", ""),
-		GoImage:         r.str("goImage", defaultGoImage),
-		ServiceMemoryMB: r.integer("serviceMemory", 256),
-		ServiceCPUs:     r.str("serviceCpus", "1"),
-		LogLevel:        r.str("logLevel", "info"),
-		DrainDelay:      r.duration("drainDelay", 5*time.Second),
-		ShutdownTimeout: r.duration("shutdownTimeout", 15*time.Second),
+		GoImage:          r.str("goImage", defaultGoImage),
+		ServiceMemoryMB:  r.integer("serviceMemory", 256),
+		ServiceCPUs:      r.str("serviceCpus", "1"),
+		LogLevel:         r.str("logLevel", "info"),
+		DrainDelay:       r.duration("drainDelay", 5*time.Second),
+		ShutdownTimeout:  r.duration("shutdownTimeout", 15*time.Second),
 
 		NginxImage:   r.str("nginxImage", defaultNginxImage),
 		BindAddress:  r.str("bindAddress", "0.0.0.0"),
