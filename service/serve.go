@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -18,6 +19,9 @@ import (
 	"github.com/notes-stack/notes/service/httpapi"
 	"github.com/notes-stack/notes/service/postgres"
 )
+
+// startDebug is set by pprof.go in builds with -tags pprof.
+var startDebug = func(getenv func(string) string, log *slog.Logger) {}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -35,6 +39,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	startDebug(getenv, log)
 
 	// The pool connects lazily: the service starts while the database is
 	// down and /readyz reports it until it is back.

@@ -17,6 +17,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +36,7 @@ var (
 	duration = flag.Duration("duration", 10*time.Second, "duration of each load run")
 	seedN    = flag.Int("seed", 10000, "notes to seed")
 	maxConns = flag.Int("db-max-conns", 10, "DB_MAX_CONNS for the service")
+	profDir  = flag.String("pprof", "", "build with -tags pprof and save CPU profiles of each load run into this directory")
 )
 
 func main() {
@@ -46,6 +48,8 @@ func main() {
 }
 
 type result struct {
+	svcCPU, busy  float64 // service CPU in cores; whole machine busy fraction
+	pgCPU, wrkCPU float64 // Postgres (all backends) and wrk CPU in cores
 	name          string
 	conns         int
 	rps           float64
@@ -54,6 +58,7 @@ type result struct {
 	requests      int64
 	pgbenchTPS    float64
 	pgbenchLatAvg time.Duration
+	pgbenchPgCPU  float64
 }
 
 func run() error {
@@ -83,7 +88,11 @@ func run() error {
 
 	fmt.Println("building the service ...")
 	bin := filepath.Join(work, "notes")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/notes-stack/notes/service")
+	buildArgs := []string{"build", "-trimpath", "-o", bin}
+	if *profDir != "" {
+		buildArgs = append(buildArgs, "-tags", "pprof")
+	}
+	build := exec.Command("go", append(buildArgs, "github.com/notes-stack/notes/service")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
@@ -120,6 +129,13 @@ func run() error {
 	// Default log level (info): one JSON access-log line per request, as in production.
 	srv.Env = append(os.Environ(), "DATABASE_URL="+dsn, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
 		"DB_MAX_CONNS="+strconv.Itoa(*maxConns), "DRAIN_DELAY=0s")
+	pprofPort, _ := pgtest.FreePort()
+	if *profDir != "" {
+		srv.Env = append(srv.Env, fmt.Sprintf("NOTES_PPROF_ADDR=127.0.0.1:%d", pprofPort))
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			return err
+		}
+	}
 	srv.Stdout, srv.Stderr = devnull, os.Stderr
 	start := time.Now()
 	if err := srv.Start(); err != nil {
@@ -143,6 +159,11 @@ func run() error {
 		time.Sleep(time.Millisecond)
 	}
 	pid := srv.Process.Pid
+	servicePID = pid
+	postgresPID = pg.PID()
+	if *profDir != "" {
+		pprofURL = fmt.Sprintf("http://127.0.0.1:%d", pprofPort)
+	}
 	time.Sleep(time.Second)
 	idleRSS := vmKB(pid, "VmRSS")
 
@@ -207,6 +228,7 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 	if err != nil {
 		return err
 	}
+	r.pgbenchPgCPU = lastPgbenchPgCPU
 	results = append(results, r)
 
 	fmt.Println("POST /api/notes, 32 connections ...")
@@ -219,6 +241,7 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 	if err != nil {
 		return err
 	}
+	r.pgbenchPgCPU = lastPgbenchPgCPU
 	results = append(results, r)
 
 	close(stopSample)
@@ -229,7 +252,7 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 	fmt.Printf("notes service benchmark (%d seeded notes, %s per run, DB_MAX_CONNS=%d, %d CPUs)\n", *seedN, *duration, *maxConns, numCPU())
 	fmt.Printf("ready: %s from process start to /readyz 200\n", ready.Round(100*time.Microsecond))
 	fmt.Printf("RSS: idle %.1f MiB, under load max %.1f MiB (VmHWM %.1f MiB)\n\n", float64(idleRSS)/1024, float64(loadRSS)/1024, float64(hwm)/1024)
-	fmt.Printf("%-17s %5s %10s %9s %9s %7s %12s %10s %8s\n", "endpoint", "conns", "req/s", "p50", "p99", "errors", "pgbench tps", "pgb lat", "ratio")
+	fmt.Printf("%-17s %5s %10s %9s %9s %7s %12s %10s %8s %8s %8s %8s %9s\n", "endpoint", "conns", "req/s", "p50", "p99", "errors", "pgbench tps", "pgb lat", "ratio", "svc CPU", "pg CPU", "wrk CPU", "host busy")
 	for _, r := range results {
 		ratio, tps, lat := "-", "-", "-"
 		if r.pgbenchTPS > 0 {
@@ -237,10 +260,22 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 			tps = fmt.Sprintf("%.0f", r.pgbenchTPS)
 			lat = r.pgbenchLatAvg.Round(time.Microsecond).String()
 		}
-		fmt.Printf("%-17s %5d %10.0f %9s %9s %7d %12s %10s %8s\n", r.name, r.conns, r.rps,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors, tps, lat, ratio)
+		fmt.Printf("%-17s %5d %10.0f %9s %9s %7d %12s %10s %8s %8.2f %8.2f %8.2f %8.0f%%\n", r.name, r.conns, r.rps,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors, tps, lat, ratio,
+			r.svcCPU, r.pgCPU, r.wrkCPU, 100*r.busy)
 	}
 	fmt.Println("\npgbench: 16 clients, -M prepared, the service's own SQL; ratio = service req/s / pgbench tps.")
+	fmt.Println()
+	for _, r := range results {
+		if r.pgbenchTPS > 0 && r.rps > 0 {
+			fmt.Printf("Postgres CPU per statement, %s: %.0f µs via the service, %.0f µs via pgbench (%.2f cores during pgbench)\n",
+				r.name, 1e6*r.pgCPU/r.rps, 1e6*r.pgbenchPgCPU/r.pgbenchTPS, r.pgbenchPgCPU)
+		}
+		if r.rps > 0 {
+			fmt.Printf("service CPU per request, %s: %.0f µs\n", r.name, 1e6*r.svcCPU/r.rps)
+		}
+	}
+	fmt.Println("svc/pg/wrk CPU: cores used during the run by the service, all Postgres processes, and wrk; host busy: all CPUs.")
 	return nil
 }
 
@@ -280,18 +315,147 @@ var (
 	reLatAvg   = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 )
 
+var (
+	pprofURL    string
+	servicePID  int
+	postgresPID int
+)
+
+// childrenCPU sums procCPU over the live children of pid (Postgres backends).
+func childrenCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	ents, _ := os.ReadDir("/proc")
+	// The postmaster itself plus what its exited children used (cutime, cstime).
+	total := procCPU(pid) + procChildrenDone(pid)
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndex(s, ") ")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+2:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			total += procCPU(n)
+		}
+	}
+	return total
+}
+
+// procCPU returns the user+system CPU seconds of pid.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) start at ") ".
+	s := string(b)
+	i := strings.LastIndex(s, ") ")
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// procChildrenDone returns the CPU seconds of pid's reaped children.
+func procChildrenDone(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndex(s, ") ")
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 15 {
+		return 0
+	}
+	cu, _ := strconv.ParseFloat(f[13], 64)
+	cs, _ := strconv.ParseFloat(f[14], 64)
+	return (cu + cs) / 100
+}
+
+// machineCPU returns busy and total jiffies from /proc/stat.
+func machineCPU() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
 func wrk(name, url string, conns int, script string) (result, error) {
+	if pprofURL != "" {
+		secs := int(duration.Seconds()) - 2
+		if secs < 1 {
+			secs = 1
+		}
+		file := filepath.Join(*profDir, strings.NewReplacer(" ", "_", "/", "_").Replace(name)+".pprof")
+		go func() {
+			time.Sleep(time.Second)
+			res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, secs))
+			if err != nil {
+				return
+			}
+			defer res.Body.Close()
+			f, err := os.Create(file)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, res.Body)
+		}()
+	}
 	args := []string{"-t", "2", "-c", strconv.Itoa(conns), "-d", duration.String(), "--latency", "--timeout", "5s"}
 	if script != "" {
 		args = append(args, "-s", script)
 	}
 	args = append(args, url)
-	out, err := exec.Command("wrk", args...).CombinedOutput()
+	svc0, pg0 := procCPU(servicePID), childrenCPU(postgresPID)
+	busy0, total0 := machineCPU()
+	t0 := time.Now()
+	cmd := exec.Command("wrk", args...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk %s: %v\n%s", name, err, out)
 	}
+	elapsed := time.Since(t0).Seconds()
+	pg1 := childrenCPU(postgresPID)
+	busy1, total1 := machineCPU()
 	s := string(out)
 	r := result{name: name, conns: conns}
+	r.svcCPU = (procCPU(servicePID) - svc0) / elapsed
+	r.pgCPU = (pg1 - pg0) / elapsed
+	r.wrkCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds() / elapsed
+	if total1 > total0 {
+		r.busy = (busy1 - busy0) / (total1 - total0)
+	}
 	if m := reRPS.FindStringSubmatch(s); m != nil {
 		r.rps, _ = strconv.ParseFloat(m[1], 64)
 	} else {
@@ -330,7 +494,11 @@ func wrkDur(m []string) time.Duration {
 	}
 }
 
+var lastPgbenchPgCPU float64 // Postgres cores used during the last pgbench run
+
 func pgbench(pg *pgtest.Server, db, script string) (float64, time.Duration, error) {
+	pg0, t0 := childrenCPU(postgresPID), time.Now()
+	defer func() { lastPgbenchPgCPU = (childrenCPU(postgresPID) - pg0) / time.Since(t0).Seconds() }()
 	cmd := exec.Command("pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
 		"-T", strconv.Itoa(int(duration.Seconds())), "-f", script, db)
 	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(pg.Port),

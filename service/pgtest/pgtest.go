@@ -202,6 +202,16 @@ func (s *Server) Start() error {
 	}
 }
 
+// PID returns the postmaster's process id, or 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop shuts the server down (fast shutdown: clients are disconnected) and
 // waits for it to exit. The data directory stays, so Start works again.
 func (s *Server) Stop() error {

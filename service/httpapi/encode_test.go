@@ -1,0 +1,33 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/notes-stack/notes/service/notes"
+)
+
+func TestAppendNoteMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "plain", "quote\" backslash\\ slash/", "ctl \x00\x01\x1f\x7f \n\r\t",
+		"<html>&amp;", "é 😀 \u2028 \u2029", "bad \xff utf8 \xc3", "\ufffd"}
+	for _, s := range strs {
+		n := notes.Note{ID: 42, Title: s, Body: s + s, CreatedAt: time.Date(2024, 2, 3, 4, 5, 6, 789000, time.FixedZone("x", 3600))}
+		var got struct {
+			ID        int64
+			Title     string
+			Body      string
+			CreatedAt string `json:"created_at"`
+		}
+		b := appendNote(nil, n)
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", s, b, err)
+		}
+		want, _ := json.Marshal(s)
+		var wantS string
+		json.Unmarshal(want, &wantS)
+		if got.Title != wantS || got.Body != wantS+wantS || got.ID != 42 || got.CreatedAt != "2024-02-03T03:05:06.000789Z" {
+			t.Errorf("%q: got %+v", s, got)
+		}
+	}
+}
