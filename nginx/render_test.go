@@ -250,9 +250,17 @@ func TestValidate(t *testing.T) {
 			c.TLS.Mode = nginx.TLSProvided
 			c.TLS.CertFile, c.TLS.KeyFile = "/c.pem; evil", "/k.pem"
 		}},
-		{"HTTPSPort", func(c *nginx.Config) { c.TLS.Mode = nginx.TLSACME; c.ServerNames = []string{"a.example"}; c.HTTPSPort = 80 }},
+		{"HTTPSPort", func(c *nginx.Config) {
+			c.TLS.Mode = nginx.TLSACME
+			c.ServerNames = []string{"a.example"}
+			c.HTTPSPort = 80
+		}},
 		{"ServerNames", func(c *nginx.Config) { c.TLS.Mode = nginx.TLSACME }}, // "_" gives no certbot path
-		{"ACMEWebroot", func(c *nginx.Config) { c.TLS.Mode = nginx.TLSACME; c.ServerNames = []string{"a.example"}; c.ACMEWebroot = "" }},
+		{"ACMEWebroot", func(c *nginx.Config) {
+			c.TLS.Mode = nginx.TLSACME
+			c.ServerNames = []string{"a.example"}
+			c.ACMEWebroot = ""
+		}},
 		{"Resolver", func(c *nginx.Config) {
 			c.TLS.Mode = nginx.TLSACME
 			c.ServerNames = []string{"a.example"}

@@ -37,6 +37,9 @@ import (
 // Binary returns the path of the nginx binary, or an error when none is installed.
 func Binary() (string, error) {
 	if p := os.Getenv("NGINX_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("NGINX_BIN: %w", err)
+		}
 		return p, nil
 	}
 	if p, err := exec.LookPath("nginx"); err == nil {
