@@ -1,0 +1,138 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/notes-stack/notes/migrations"
+	"github.com/notes-stack/notes/service/notes"
+	"github.com/notes-stack/notes/service/pgtest"
+	"github.com/notes-stack/notes/service/postgres"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newStore(t *testing.T) (*postgres.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := postgres.NewPool(context.Background(), pgtest.NewDatabase(t), postgres.PoolOptions{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	if _, err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return postgres.New(pool), pool
+}
+
+func TestStoreCRUD(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	n, err := s.Create(ctx, "t", "b")
+	if err != nil || n.ID == 0 || n.Title != "t" || n.Body != "b" || time.Since(n.CreatedAt) > time.Minute {
+		t.Fatalf("Create = %+v, %v", n, err)
+	}
+	got, err := s.Get(ctx, n.ID)
+	if err != nil || got != n {
+		t.Fatalf("Get = %+v, %v; want %+v", got, err, n)
+	}
+	title := "t2"
+	up, err := s.Update(ctx, n.ID, notes.Patch{Title: &title})
+	if err != nil || up.Title != "t2" || up.Body != "b" {
+		t.Fatalf("Update = %+v, %v", up, err)
+	}
+	if err := s.Delete(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"get":    func() error { _, err := s.Get(ctx, n.ID); return err }(),
+		"update": func() error { _, err := s.Update(ctx, n.ID, notes.Patch{Title: &title}); return err }(),
+		"delete": s.Delete(ctx, n.ID),
+	} {
+		if notes.ErrorCode(err) != notes.ENOTFOUND {
+			t.Errorf("%s after delete: %v", name, err)
+		}
+	}
+	// Content the database rejects maps to EUNPROCESS, not a 500.
+	if _, err := s.Create(ctx, strings.Repeat("x", 161), ""); notes.ErrorCode(err) != notes.EUNPROCESS {
+		t.Errorf("overlong title: %v", err)
+	}
+	if _, err := s.Create(ctx, "a\x00", ""); notes.ErrorCode(err) != notes.EUNPROCESS {
+		t.Errorf("NUL: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSeed100k(t *testing.T) {
+	t.Parallel()
+	_, pool := newStore(t)
+	start := time.Now()
+	n, err := postgres.Seed(context.Background(), pool, 100_000)
+	if err != nil || n != 100_000 {
+		t.Fatalf("Seed = %d, %v", n, err)
+	}
+	t.Logf("seeded 100k notes in %s", time.Since(start)) // reported, not asserted
+	var count int
+	var distinct bool
+	pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT created_at) = count(*) FROM notes").Scan(&count, &distinct)
+	if count != 100_000 || !distinct {
+		t.Errorf("count %d, distinct created_at %v", count, distinct)
+	}
+}
+
+func TestListCursor(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	if _, err := postgres.Seed(context.Background(), pool, 25); err != nil {
+		t.Fatal(err)
+	}
+	var after *notes.Cursor
+	var ids []int64
+	for pages := 0; ; pages++ {
+		p, err := s.List(context.Background(), after, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range p.Notes {
+			ids = append(ids, n.ID)
+		}
+		if p.Next == nil {
+			if pages != 2 {
+				t.Errorf("pages = %d, want 3", pages+1)
+			}
+			break
+		}
+		after = p.Next
+	}
+	if len(ids) != 25 || ids[0] != 25 || ids[24] != 1 {
+		t.Errorf("ids = %v", ids)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	port, _ := pgtest.FreePort()
+	pool, err := postgres.NewPool(context.Background(), fmt.Sprintf("postgres://x@127.0.0.1:%d/x?connect_timeout=1", port), postgres.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := postgres.New(pool)
+	if err := s.Ping(context.Background()); notes.ErrorCode(err) != notes.EUNAVAILABLE {
+		t.Errorf("Ping = %v", err)
+	}
+	if _, err := s.Create(context.Background(), "t", ""); notes.ErrorCode(err) != notes.EUNAVAILABLE {
+		t.Errorf("Create = %v", err)
+	}
+}
