@@ -98,8 +98,8 @@ func DownTo(ctx context.Context, db *sql.DB, version int64) ([]Result, error) {
 	return out, nil
 }
 
-// Status is the state of one migration.
-type Status struct {
+// MigrationStatus is the state of one migration.
+type MigrationStatus struct {
 	Version int64
 	Path    string
 	Applied bool
@@ -107,8 +107,8 @@ type Status struct {
 	AppliedAt string
 }
 
-// Statuses lists every known migration and whether it is applied.
-func Statuses(ctx context.Context, db *sql.DB) ([]Status, error) {
+// Status lists every known migration and whether it is applied.
+func Status(ctx context.Context, db *sql.DB) ([]MigrationStatus, error) {
 	p, err := newProvider(db)
 	if err != nil {
 		return nil, err
@@ -117,9 +117,9 @@ func Statuses(ctx context.Context, db *sql.DB) ([]Status, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: status: %w", err)
 	}
-	out := make([]Status, 0, len(st))
+	out := make([]MigrationStatus, 0, len(st))
 	for _, s := range st {
-		row := Status{Version: s.Source.Version, Path: s.Source.Path, Applied: s.State == goose.StateApplied}
+		row := MigrationStatus{Version: s.Source.Version, Path: s.Source.Path, Applied: s.State == goose.StateApplied}
 		if row.Applied {
 			row.AppliedAt = s.AppliedAt.UTC().Format("2006-01-02T15:04:05Z")
 		}

@@ -66,7 +66,7 @@ func TestUpDownUp(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second up applied %v, err %v; want nothing", again, err)
 	}
-	st, err := migrations.Statuses(ctx, db)
+	st, err := migrations.Status(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

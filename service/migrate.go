@@ -102,7 +102,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 func printStatus(ctx context.Context, db *sql.DB, w io.Writer) error {
-	st, err := migrations.Statuses(ctx, db)
+	st, err := migrations.Status(ctx, db)
 	if err != nil {
 		return err
 	}
