@@ -38,7 +38,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stdout)
+	logw := newBufferedLog(stdout, 100*time.Millisecond)
+	defer logw.Close()
+	log := newLogger(cfg, logw)
 	startDebug(getenv, log)
 
 	// The pool connects lazily: the service starts while the database is
