@@ -586,3 +586,27 @@ func TestPanicRecovered(t *testing.T) {
 		t.Errorf("panic = %d %s", r.status, r.body)
 	}
 }
+
+// TestNoServerErrors throws odd methods, paths and queries at the API: none
+// may produce a 5xx.
+func TestNoServerErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.create(t, "x", "y")
+	methods := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"}
+	paths := []string{"/", "/healthz", "/readyz", "/metrics", "/api/notes", "/api/notes/", "/api/notes/" + strconv.FormatInt(id, 10),
+		"/api/notes/%00", "/api/notes/" + strings.Repeat("9", 400), "/api/notes/1/extra", "/api//notes", "/api/notes/%2e%2e",
+		"/api/notes?limit=50&limit=1", "/api/notes?cursor=&limit=", "/api/notes?cursor=" + strings.Repeat("A", 5000),
+		"/api/notes?limit=-0", "/api/notes?limit=1e2", "/api/notes?limit=99999999999999999999"}
+	bodies := []string{"", "{}", `{"title":"t"}`, "null", "\x00", `{"title":{"a":1}}`, `{"body":["x"]}`}
+	for _, m := range methods {
+		for _, p := range paths {
+			for _, b := range bodies {
+				r := e.do(t, m, p, "application/json", []byte(b))
+				if r.status >= 500 {
+					t.Errorf("%s %s %q = %d %s", m, p, b, r.status, r.body)
+				}
+			}
+		}
+	}
+}
