@@ -25,7 +25,8 @@ import (
 type App struct {
 	pulumi.ResourceState
 
-	Image     *docker.Image
+	Image     *local.Command // docker build on the target daemon; stdout ends with the image id
+	ImageRef  string
 	Revision  *local.Command
 	Migration *docker.Container
 	Replicas  []*docker.Container
@@ -56,55 +57,53 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 	}
 	prov := pulumi.Provider(host.Provider)
 
-	// Build context: the repository root, relative to the working directory so the state does
-	// not depend on where the repository is checked out.
+	// Build context: the repository root, relative to the working directory (infra/ when run
+	// by the Pulumi CLI) so the state does not depend on where the repository is checked out.
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
 	}
-	buildCtx := root
+	buildDir := root
 	if wd, err := os.Getwd(); err == nil {
 		if rel, err := filepath.Rel(wd, root); err == nil {
-			buildCtx = rel
+			buildDir = rel
 		}
 	}
-	imageName := cfg.ImageName + ":" + cfg.AppVersion
-	imgArgs := &docker.ImageArgs{
-		ImageName: pulumi.String(imageName),
-		Build: docker.DockerBuildArgs{
-			Context:        pulumi.String(buildCtx),
-			Dockerfile:     pulumi.String(filepath.Join(buildCtx, "Dockerfile")),
-			BuilderVersion: docker.BuilderVersionBuilderV1,
-			Args: pulumi.StringMap{
-				"GO_IMAGE":    pulumi.String(cfg.GoImage),
-				"APP_VERSION": pulumi.String(cfg.AppVersion),
-			},
+	digest, err := ContextDigest(root)
+	if err != nil {
+		return nil, fmt.Errorf("hashing the build context %s: %w", root, err)
+	}
+	imageRef := cfg.ImageRef()
+	buildCmd, buildEnv := host.BuildCommand(cfg, imageRef)
+	img, err := local.NewCommand(ctx, name+"-image", &local.CommandArgs{
+		Create:      pulumi.String(buildCmd),
+		Environment: buildEnv,
+		Dir:         pulumi.String(buildDir),
+		// A new context, base image or version rebuilds the image; a rebuild gives a new id.
+		Triggers: pulumi.Array{
+			pulumi.String(digest),
+			pulumi.String(cfg.GoImage),
+			pulumi.String(cfg.AppVersion),
+			pulumi.String(imageRef),
+			pulumi.String(cfg.DockerHost),
 		},
-		SkipPush: pulumi.Bool(true),
-	}
-	if cfg.PushRegistry != "" {
-		imgArgs.ImageName = pulumi.String(strings.TrimSuffix(cfg.PushRegistry, "/") + "/" + imageName)
-		imgArgs.SkipPush = pulumi.Bool(false)
-		reg := docker.RegistryArgs{Server: pulumi.String(registryHost(cfg.PushRegistry))}
-		if cfg.RegistryUsername != "" {
-			reg.Username = pulumi.String(cfg.RegistryUsername)
-			reg.Password = cfg.RegistryPassword
-		}
-		imgArgs.Registry = reg
-	}
-	img, err := docker.NewImage(ctx, name+"-image", imgArgs, pulumi.Parent(a), prov)
+		Logging: local.LoggingStderr,
+	}, pulumi.Parent(a), pulumi.DependsOn(host.Ready))
 	if err != nil {
 		return nil, err
 	}
 	a.Image = img
-	// repoDigest is the local image id (sha256:...) for local builds and repo@sha256:... when
-	// pushed: unique per build, so a new build replaces the containers.
-	a.ImageID = img.RepoDigest
+	a.ImageRef = imageRef
+	// The image id (sha256:...), unique per build: containers reference it, so a new build
+	// replaces them.
+	a.ImageID = img.Stdout.ApplyT(func(out string) (string, error) {
+		return parseImageID(out)
+	}).(pulumi.StringOutput)
 
 	spec := replicaSpec{
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
 		DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
-		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: cfg.StopGrace(),
+		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(), StopGrace: cfg.StopGrace(),
 		Network: cfg.Name("net"), Version: 1,
 	}
 	specJSON, _ := json.Marshal(spec)
@@ -141,7 +140,7 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 		args.SecurityOpts = pulumi.ToStringArray([]string{"no-new-privileges"})
 		args.Memory = pulumi.Int(cfg.ServiceMemoryMB)
 		args.MemorySwap = pulumi.Int(cfg.ServiceMemoryMB)
-		args.Cpus = pulumi.String(cfg.ServiceCPUs)
+		args.Cpus = pulumi.String(cfg.DockerCPUs())
 		args.LogDriver = pulumi.String("json-file")
 		args.LogOpts = logOpts()
 		args.NetworksAdvanced = network
@@ -167,7 +166,7 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 		MustRun: pulumi.Bool(false),
 		Restart: pulumi.String("no"),
 		Labels:  containerLabels(cfg, "migrate", "org.opencontainers.image.version", cfg.AppVersion),
-	}), pulumi.Parent(a), prov, pulumi.DependsOn(depends(db.Container)))
+	}), pulumi.Parent(a), prov, pulumi.DependsOn(depends(db.Container)), createBeforeDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +215,7 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 			DestroyGraceSeconds: pulumi.Int(cfg.StopGrace()),
 			Labels: append(containerLabels(cfg, "app", "org.opencontainers.image.version", cfg.AppVersion),
 				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.migration"), Value: migrated}),
-		}), pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}))
+		}), pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +225,7 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 	a.ReplicaNames = names.ToStringArrayOutput()
 	if err := ctx.RegisterResourceOutputs(a, pulumi.Map{
 		"imageId":      a.ImageID,
-		"imageName":    img.ImageName,
+		"imageName":    pulumi.String(imageRef),
 		"revision":     a.RevisionID,
 		"replicaNames": a.ReplicaNames,
 		"migration":    mig.Name,
@@ -235,6 +234,12 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 	}
 	return a, nil
 }
+
+// createBeforeDelete overrides the Terraform bridge's default for explicitly named resources:
+// without it docker containers are replaced delete-before-create (the old replica is stopped
+// before the new one exists, and nginx answers 502 in between). Our names change with every
+// revision, so create-before-delete cannot conflict.
+var createBeforeDelete = pulumi.DeleteBeforeReplace(false)
 
 func depends(rs ...pulumi.Resource) []pulumi.Resource {
 	var out []pulumi.Resource
@@ -262,11 +267,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func registryHost(r string) string {
-	if i := strings.Index(r, "/"); i >= 0 {
-		return r[:i]
-	}
-	return r
 }

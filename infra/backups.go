@@ -59,12 +59,13 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 			Executable: pulumi.Bool(true),
 		}},
 		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
-			VolumeName: net.Backups.Name, ContainerPath: pulumi.String("/backups"),
+			VolumeName: net.Backups.Name, ContainerPath: pulumi.String("/backups"), ReadOnly: pulumi.Bool(false),
 		}},
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: net.Network.Name}},
 		Capabilities:     docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
 		SecurityOpts:     pulumi.ToStringArray([]string{"no-new-privileges"}),
 		Memory:           pulumi.Int(512),
+		MemorySwap:       pulumi.Int(512), // explicit, or the provider reads back 2x and diffs
 		Restart:          pulumi.String("unless-stopped"),
 		StopTimeout:      pulumi.Int(10),
 		LogDriver:        pulumi.String("json-file"),

@@ -38,21 +38,20 @@ type Config struct {
 	Bootstrap  bool     // install Docker over SSH before anything else (ssh:// only)
 
 	// Service.
-	Replicas         int
-	AppVersion       string
-	ImageName        string
-	PushRegistry     string
-	RegistryUsername string
-	RegistryPassword pulumi.StringOutput // secret, optional
-	GoImage          string
-	ServiceMemoryMB  int
-	ServiceCPUs      string
-	LogLevel         string
-	DrainDelay       time.Duration
-	ShutdownTimeout  time.Duration
+	Replicas        int
+	AppVersion      string
+	ImageName       string
+	PushRegistry    string
+	GoImage         string
+	ServiceMemoryMB int
+	ServiceCPUs     string
+	LogLevel        string
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
 
 	// Proxy.
 	NginxImage   string
+	RateLimit    int // writes per minute per client address (nginx limit_req); 0 = off
 	BindAddress  string
 	HTTPPort     int
 	HTTPSPort    int
@@ -122,19 +121,19 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		DockerHost: r.str("dockerHost", defaultDockerHost),
 		Bootstrap:  r.boolean("bootstrap", false),
 
-		Replicas:         r.integer("replicas", 1),
-		AppVersion:       r.str("appVersion", "dev"),
-		ImageName:        r.str("imageName", "notes-service"),
-		PushRegistry:     r.str("pushRegistry", ""),
-		RegistryUsername: r.str("registryUsername", ""),
-		GoImage:          r.str("goImage", defaultGoImage),
-		ServiceMemoryMB:  r.integer("serviceMemory", 256),
-		ServiceCPUs:      r.str("serviceCpus", "1"),
-		LogLevel:         r.str("logLevel", "info"),
-		DrainDelay:       r.duration("drainDelay", 5*time.Second),
-		ShutdownTimeout:  r.duration("shutdownTimeout", 15*time.Second),
+		Replicas:        r.integer("replicas", 1),
+		AppVersion:      r.str("appVersion", "dev"),
+		ImageName:       r.str("imageName", "notes-service"),
+		PushRegistry:    r.str("pushRegistry", ""),
+		GoImage:         r.str("goImage", defaultGoImage),
+		ServiceMemoryMB: r.integer("serviceMemory", 256),
+		ServiceCPUs:     r.str("serviceCpus", "1"),
+		LogLevel:        r.str("logLevel", "info"),
+		DrainDelay:      r.duration("drainDelay", 5*time.Second),
+		ShutdownTimeout: r.duration("shutdownTimeout", 15*time.Second),
 
 		NginxImage:   r.str("nginxImage", defaultNginxImage),
+		RateLimit:    r.integer("rateLimit", 600),
 		BindAddress:  r.str("bindAddress", "0.0.0.0"),
 		HTTPPort:     r.integer("httpPort", 80),
 		HTTPSPort:    r.integer("httpsPort", 443),
@@ -175,11 +174,6 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		cfg.AppDBPassword = v
 	} else {
 		r.errs = append(r.errs, keyErr("appDbPassword", "required: password of the least-privilege role %s the replicas use (`pulumi config set --secret appDbPassword ...`)", AppRole))
-	}
-	if v, err := c.TrySecret("registryPassword"); err == nil {
-		cfg.RegistryPassword = v
-	} else if cfg.RegistryUsername != "" {
-		r.errs = append(r.errs, keyErr("registryPassword", "required with notes:registryUsername (`pulumi config set --secret registryPassword ...`)"))
 	}
 	if cfg.TLS == TLSProvided {
 		if v, err := c.TrySecret("tlsCert"); err == nil {
@@ -263,6 +257,9 @@ func (c *Config) Validate() error {
 		add("shutdownTimeout", "must be between 1s and 10m, got %s", c.ShutdownTimeout)
 	}
 
+	if c.RateLimit < 0 {
+		add("rateLimit", "must be 0 (off) or a number of writes per minute, got %d", c.RateLimit)
+	}
 	if ip := net.ParseIP(c.BindAddress); ip == nil {
 		add("bindAddress", "%q must be an IP address such as 127.0.0.1 or 0.0.0.0", c.BindAddress)
 	}
@@ -322,6 +319,20 @@ func (c *Config) Validate() error {
 		add("backupRetention", "must keep at least 1 dump, got %d", c.BackupKeep)
 	}
 	return errors.Join(errs...)
+}
+
+// DockerCPUs is serviceCpus as the docker provider reads it back ("1" is stored as "1.0"), so
+// an unchanged value never shows a diff.
+func (c *Config) DockerCPUs() string {
+	f, err := strconv.ParseFloat(c.ServiceCPUs, 64)
+	if err != nil {
+		return c.ServiceCPUs
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
 }
 
 // StopGrace is how long Docker waits after SIGTERM before it kills a replica: the drain delay,

@@ -78,6 +78,7 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
 			VolumeName:    net.PGData.Name,
 			ContainerPath: pulumi.String("/var/lib/postgresql/data"),
+			ReadOnly:      pulumi.Bool(false),
 		}},
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
 			Name: net.Network.Name,
@@ -90,7 +91,7 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 			Interval:    pulumi.String("5s"),
 			Timeout:     pulumi.String("3s"),
 			Retries:     pulumi.Int(5),
-			StartPeriod: pulumi.String("60s"),
+			StartPeriod: pulumi.String("1m0s"), // Go duration format, as the provider reads it back,
 		},
 		Wait:                pulumi.Bool(true),
 		WaitTimeout:         pulumi.Int(180),

@@ -100,3 +100,48 @@ func (h *Host) DockerCommand(args ...string) (string, pulumi.StringMap) {
 	}
 	return shellJoin(append([]string{"docker"}, args...)), pulumi.StringMap{"DOCKER_HOST": pulumi.String(h.cfg.DockerHost)}
 }
+
+// ImageRef is the tag of the service image: imageName:appVersion, under pushRegistry if set.
+func (c *Config) ImageRef() string {
+	ref := c.ImageName + ":" + c.AppVersion
+	if c.PushRegistry != "" {
+		ref = strings.TrimSuffix(c.PushRegistry, "/") + "/" + ref
+	}
+	return ref
+}
+
+// BuildCommand is the shell command that builds the service image from the root Dockerfile on
+// the stack's Docker daemon (legacy builder; the Pulumi command runs it in the repository root)
+// and prints the image id as its last line of stdout; build logs go to stderr. With pushRegistry
+// the image is pushed with the docker CLI's credentials (`docker login` beforehand).
+func (h *Host) BuildCommand(cfg *Config, ref string) (string, pulumi.StringMap) {
+	build := []string{"docker", "build", "--iidfile", "$IIDFILE",
+		"--build-arg", "GO_IMAGE=" + cfg.GoImage,
+		"--build-arg", "APP_VERSION=" + cfg.AppVersion,
+		"--label", "com.notes-stack.stack=" + cfg.Stack,
+		"-t", ref}
+	quoted := strings.Replace(shellJoin(build), "'$IIDFILE'", `"$f"`, 1)
+	push := ""
+	if cfg.PushRegistry != "" {
+		push = " && docker push " + shellQuote(ref) + " >&2"
+	}
+	env := pulumi.StringMap{"DOCKER_BUILDKIT": pulumi.String("0")}
+	if strings.HasPrefix(cfg.DockerHost, "ssh://") {
+		t, _ := ParseSSH(cfg.DockerHost)
+		// The daemon applies .dockerignore to a context sent as an archive.
+		remote := `f=$(mktemp) && DOCKER_BUILDKIT=0 ` + quoted + ` - >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`
+		return "tar --exclude=./.git --exclude=./.pulumi-state -czf - . | " + h.sshCommand(t, remote), env
+	}
+	env["DOCKER_HOST"] = pulumi.String(cfg.DockerHost)
+	return `f=$(mktemp) && ` + quoted + ` . >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`, env
+}
+
+// parseImageID returns the image id printed last by BuildCommand.
+func parseImageID(out string) (string, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	id := strings.TrimSpace(lines[len(lines)-1])
+	if !strings.HasPrefix(id, "sha256:") || len(id) != len("sha256:")+64 {
+		return "", fmt.Errorf("image build printed %q, not an image id", id)
+	}
+	return id, nil
+}

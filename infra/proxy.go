@@ -66,6 +66,7 @@ func NginxConfig(cfg *Config, upstreams []string) nginx.Config {
 	c.HTTPSPort = nginxHTTPSPort
 	c.RedirectPort = cfg.HTTPSPort
 	c.ACMEWebroot = acmeWebroot
+	c.WriteRatePerMinute = cfg.RateLimit
 	switch cfg.TLS {
 	case TLSProvided:
 		c.TLS.Mode = nginx.TLSProvided

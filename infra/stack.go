@@ -56,7 +56,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	ctx.Export("dockerHost", pulumi.String(cfg.DockerHost))
 	ctx.Export("network", s.Network.Network.Name)
 	ctx.Export("imageId", s.App.ImageID)
-	ctx.Export("imageName", s.App.Image.ImageName)
+	ctx.Export("imageName", pulumi.String(s.App.ImageRef))
 	ctx.Export("appVersion", pulumi.String(cfg.AppVersion))
 	ctx.Export("revision", s.App.RevisionID)
 	ctx.Export("replicaNames", s.App.ReplicaNames)
