@@ -262,6 +262,13 @@ func isNilResource(r pulumi.Resource) bool {
 }
 
 func tail(s string, n int) string {
+	// Docker's log stream has binary frame headers; keep printable text only.
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || (r >= ' ' && r != 0x7f && r != 0xfffd) {
+			return r
+		}
+		return -1
+	}, s)
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
