@@ -1,0 +1,516 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const (
+	containerT = "docker:index/container:Container"
+	commandT   = "command:local:Command"
+	volumeT    = "docker:index/volume:Volume"
+	providerT  = "pulumi:providers:docker"
+)
+
+func TestDevStack(t *testing.T) {
+	cfg := stackConfig(t, "dev")
+	m := mustDeploy(t, "dev", cfg)
+
+	for _, name := range []string{
+		"notes-dev-host-docker", "notes-dev-net-network", "notes-dev-net-pgdata", "notes-dev-net-backups",
+		"notes-dev-db-image", "notes-dev-db-container", "notes-dev-app-image", "notes-dev-app-revision",
+		"notes-dev-app-migrate", "notes-dev-app-1", "notes-dev-nginx-image", "notes-dev-nginx-container",
+		"notes-dev-nginx-config", "notes-dev-backup-container", "notes-dev-smoke-check",
+	} {
+		m.named(t, name)
+	}
+	if m.has("notes-dev-host-bootstrap") {
+		t.Error("dev stack must not bootstrap over SSH")
+	}
+	if got := len(replicas(m, "dev")); got != 1 {
+		t.Errorf("dev replicas = %d, want 1", got)
+	}
+
+	prov := m.named(t, "notes-dev-host-docker")
+	if got := str(prop(prov, "host")); got != "unix:///var/run/docker.sock" {
+		t.Errorf("provider host = %q", got)
+	}
+
+	// Postgres: published on 127.0.0.1 only.
+	db := m.named(t, "notes-dev-db-container")
+	ps := ports(db)
+	if len(ps) != 1 || str(ps[0]["ip"]) != "127.0.0.1" || num(ps[0]["internal"]) != 5432 || num(ps[0]["external"]) != 5433 {
+		t.Errorf("dev db ports = %v, want one 127.0.0.1:5433->5432", ps)
+	}
+	// Nginx: published on 127.0.0.1:8080 only, no HTTPS.
+	ng := m.named(t, "notes-dev-nginx-container")
+	ps = ports(ng)
+	if len(ps) != 1 || str(ps[0]["ip"]) != "127.0.0.1" || num(ps[0]["external"]) != 8080 || num(ps[0]["internal"]) != 80 {
+		t.Errorf("dev nginx ports = %v, want one 127.0.0.1:8080->80", ps)
+	}
+
+	// Volumes are not protected in dev.
+	for _, v := range m.byType(volumeT) {
+		if v.Protect || v.Retain {
+			t.Errorf("dev volume %s: protect=%v retainOnDelete=%v, want false", v.Name, v.Protect, v.Retain)
+		}
+	}
+	commonChecks(t, m, "dev", cfg)
+}
+
+func TestProdStack(t *testing.T) {
+	cfg := stackConfig(t, "prod")
+	m := mustDeploy(t, "prod", cfg)
+
+	if got := len(replicas(m, "prod")); got != 2 {
+		t.Errorf("prod replicas = %d, want 2", got)
+	}
+	// No published database port.
+	db := m.named(t, "notes-prod-db-container")
+	if ps := ports(db); len(ps) != 0 {
+		t.Errorf("prod db publishes ports %v, want none", ps)
+	}
+	// Nginx publishes 80 and 443 on all addresses.
+	ng := m.named(t, "notes-prod-nginx-container")
+	var published []string
+	for _, p := range ports(ng) {
+		published = append(published, fmt.Sprintf("%s:%d->%d", str(p["ip"]), num(p["external"]), num(p["internal"])))
+	}
+	sort.Strings(published)
+	if strings.Join(published, ",") != "0.0.0.0:443->443,0.0.0.0:80->80" {
+		t.Errorf("prod nginx ports = %v", published)
+	}
+	// ACME: certbot with the shared volumes, cert-watch script uploaded into nginx.
+	m.named(t, "notes-prod-nginx-certbot")
+	m.named(t, "notes-prod-net-letsencrypt")
+	m.named(t, "notes-prod-net-acme-webroot")
+	if !strings.Contains(fmt.Sprint(prop(ng, "uploads")), "90-notes-cert-watch.sh") {
+		t.Error("nginx container lacks the cert-watch upload in acme mode")
+	}
+
+	// SSH host, bootstrap before the provider.
+	prov := m.named(t, "notes-prod-host-docker")
+	if got := str(prop(prov, "host")); got != "ssh://deploy@host.example.com" {
+		t.Errorf("provider host = %q", got)
+	}
+	opts := strs(prop(prov, "sshOpts"))
+	if !strings.Contains(strings.Join(opts, " "), "BatchMode=yes") || !strings.Contains(strings.Join(opts, " "), "UserKnownHostsFile=") {
+		t.Errorf("provider sshOpts = %v", opts)
+	}
+	boot := m.named(t, "notes-prod-host-bootstrap")
+	if !dependsOn(prov, urnOf(boot)) {
+		t.Error("the docker provider does not depend on the bootstrap command")
+	}
+	create := str(prop(boot, "create"))
+	if !strings.HasPrefix(create, "ssh ") || !strings.Contains(create, "deploy@host.example.com") || !strings.Contains(create, "-p 22") {
+		t.Errorf("bootstrap create = %q", create)
+	}
+	if stdin := str(prop(boot, "stdin")); !strings.Contains(stdin, "command -v docker") || !strings.Contains(stdin, "apt-get install") {
+		t.Errorf("bootstrap script does not check for docker before installing it:\n%s", stdin)
+	}
+	// Commands that reach the host go over ssh.
+	if c := str(prop(m.named(t, "notes-prod-nginx-config"), "create")); !strings.HasPrefix(c, "ssh ") || !strings.Contains(c, "docker exec -i notes-prod-nginx") {
+		t.Errorf("nginx config command = %.200q", c)
+	}
+
+	// Data volumes protected and retained.
+	vols := m.byType(volumeT)
+	if len(vols) != 4 {
+		t.Errorf("prod volumes = %d, want pgdata, backups, letsencrypt, acme-webroot", len(vols))
+	}
+	for _, v := range vols {
+		if !v.Protect || !v.Retain {
+			t.Errorf("prod volume %s: protect=%v retainOnDelete=%v, want both", v.Name, v.Protect, v.Retain)
+		}
+	}
+	commonChecks(t, m, "prod", cfg)
+}
+
+// commonChecks are the invariants of every stack.
+func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
+	t.Helper()
+	name := func(role string) string { return "notes-" + stack + "-" + role }
+
+	// No password in clear anywhere; every env with a credential is secret.
+	for _, r := range m.resources {
+		for k, v := range r.Inputs {
+			for _, pw := range []string{testDBPassword, testAppPassword} {
+				if containsClear(v, pw) {
+					t.Errorf("%s %s.%s holds a password in clear", r.Type, r.Name, k)
+				}
+			}
+		}
+		if r.Type == providerT {
+			for k, v := range r.Inputs {
+				if isSecret(v) {
+					t.Errorf("provider input %s is a secret: providers' config is stored in clear", k)
+				}
+			}
+		}
+	}
+	for _, c := range m.byType(containerT) {
+		envs := prop(c, "envs")
+		if isSecret(envs) {
+			continue
+		}
+		if envs.IsArray() {
+			for _, e := range envs.ArrayValue() {
+				if s := str(e); (strings.Contains(s, "PASSWORD=") || strings.HasPrefix(s, "DATABASE_URL=")) && !isSecret(e) {
+					t.Errorf("container %s: env %s is not secret", c.Name, s[:strings.Index(s, "=")])
+				}
+			}
+		}
+	}
+
+	// Postgres: healthcheck pg_isready, Wait, restart, volume.
+	db := m.named(t, name("db-container"))
+	hc := obj(prop(db, "healthcheck"))
+	if !strings.Contains(strings.Join(strs(hc["tests"]), " "), "pg_isready") {
+		t.Errorf("db healthcheck = %v", hc)
+	}
+	if !boolean(prop(db, "wait")) || str(prop(db, "restart")) == "" || str(prop(db, "restart")) == "no" {
+		t.Error("db container must wait for healthy and have a restart policy")
+	}
+	if !strings.Contains(strings.Join(strs(prop(db, "envs")), " "), "POSTGRES_PASSWORD="+testDBPassword) {
+		t.Error("db container lacks POSTGRES_PASSWORD from dbPassword")
+	}
+
+	// Migration: one-shot, migrate up as the owner, provisions the app role.
+	mig := m.named(t, name("app-migrate"))
+	if got := strs(prop(mig, "command")); strings.Join(got, " ") != "migrate up" {
+		t.Errorf("migration command = %v", got)
+	}
+	menv := strings.Join(strs(prop(mig, "envs")), "\n")
+	for _, want := range []string{"APP_DB_ROLE=notes_app", "APP_DB_PASSWORD=" + testAppPassword, "DATABASE_URL=postgres://notes:"} {
+		if !strings.Contains(menv, want) {
+			t.Errorf("migration env lacks %q", want)
+		}
+	}
+	if !boolean(prop(mig, "attach")) || boolean(prop(mig, "mustRun")) {
+		t.Error("migration must be attached (wait for exit) with mustRun false")
+	}
+	if !dependsOn(mig, urnOf(db)) {
+		t.Error("migration does not depend on the database")
+	}
+
+	// Replicas.
+	reps := replicas(m, stack)
+	var want []string
+	for i, r := range reps {
+		n := str(prop(r, "name"))
+		if n != fmt.Sprintf("notes-%s-app-%d-0a1b2c3d", stack, i+1) {
+			t.Errorf("replica name = %q, want notes-%s-app-%d-<revision>", n, stack, i+1)
+		}
+		want = append(want, n+":8080")
+		checkReplica(t, r, mig)
+	}
+	sort.Strings(want)
+
+	// Nginx config: upstream is exactly the replicas; written into the container.
+	conf := m.named(t, name("nginx-config"))
+	files := renderedFiles(t, conf)
+	if _, ok := files["nginx.conf"]; !ok {
+		t.Errorf("rendered files = %v, want nginx.conf", keys(files))
+	}
+	got := upstreamServers(files["conf.d/notes.conf"])
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("nginx upstream = %v, want exactly the replicas %v", got, want)
+	}
+	create := str(prop(conf, "create"))
+	for _, s := range []string{"docker exec -i " + name("nginx"), "nginx -t", "nginx -s reload", "rm -f /etc/nginx/conf.d/default.conf"} {
+		if !strings.Contains(create, s) {
+			t.Errorf("nginx config command lacks %q", s)
+		}
+	}
+	ng := m.named(t, name("nginx-container"))
+	for _, r := range reps {
+		if !dependsOn(conf, urnOf(r)) {
+			t.Errorf("nginx config does not depend on replica %s", r.Name)
+		}
+		// Nginx itself must not depend on the app: an app deploy never replaces it.
+		if dependsOn(ng, urnOf(r)) {
+			t.Errorf("nginx container depends on replica %s", r.Name)
+		}
+	}
+	if dependsOn(ng, urnOf(m.named(t, name("app-image")))) || dependsOn(ng, urnOf(mig)) {
+		t.Error("nginx container depends on the app image or migration")
+	}
+	if !dependsOn(conf, urnOf(ng)) {
+		t.Error("nginx config does not depend on the nginx container")
+	}
+	if tests := strs(obj(prop(ng, "healthcheck"))["tests"]); !strings.Contains(strings.Join(tests, " "), "/nginx-health") {
+		t.Errorf("nginx healthcheck = %v", tests)
+	}
+	if !boolean(prop(ng, "wait")) || str(prop(ng, "restart")) != "unless-stopped" {
+		t.Error("nginx must wait for healthy and restart unless-stopped")
+	}
+
+	// Smoke check after the config, polling the health URL.
+	smoke := m.named(t, name("smoke-check"))
+	if !dependsOn(smoke, urnOf(conf)) {
+		t.Error("smoke check does not run after the nginx config")
+	}
+	if !strings.Contains(str(prop(smoke, "create")), "/readyz") {
+		t.Error("smoke check does not poll /readyz")
+	}
+
+	// Backups.
+	if b := m.named(t, name("backup-container")); true {
+		env := strings.Join(strs(prop(b, "envs")), " ")
+		if !strings.Contains(env, "BACKUP_RETENTION=") || !strings.Contains(env, "BACKUP_INTERVAL=") {
+			t.Errorf("backup env = %v", strs(prop(b, "envs")))
+		}
+		if !strings.Contains(fmt.Sprint(prop(b, "uploads")), "pg_dump --format=custom") {
+			t.Error("backup script with pg_dump -Fc is not uploaded")
+		}
+	}
+}
+
+func checkReplica(t *testing.T, r, mig *mockRes) {
+	t.Helper()
+	if !dependsOn(r, urnOf(mig)) {
+		t.Errorf("%s does not depend on the migration", r.Name)
+	}
+	if !r.DBRDefined || r.DBR {
+		t.Errorf("%s: deleteBeforeReplace must be explicitly false (create-before-delete)", r.Name)
+	}
+	if ps := ports(r); len(ps) != 0 {
+		t.Errorf("%s publishes ports %v", r.Name, ps)
+	}
+	if u := str(prop(r, "user")); u != "65532:65532" {
+		t.Errorf("%s user = %q, want non-root 65532:65532", r.Name, u)
+	}
+	if !boolean(prop(r, "readOnly")) {
+		t.Errorf("%s: root filesystem not read-only", r.Name)
+	}
+	if _, ok := obj(prop(r, "tmpfs"))["/tmp"]; !ok {
+		t.Errorf("%s: no tmpfs /tmp", r.Name)
+	}
+	if d := strs(obj(prop(r, "capabilities"))["drops"]); len(d) != 1 || d[0] != "ALL" {
+		t.Errorf("%s: capabilities drops = %v, want [ALL]", r.Name, d)
+	}
+	if so := strs(prop(r, "securityOpts")); len(so) != 1 || so[0] != "no-new-privileges" {
+		t.Errorf("%s: securityOpts = %v", r.Name, so)
+	}
+	if num(prop(r, "memory")) <= 0 || str(prop(r, "cpus")) == "" {
+		t.Errorf("%s: no memory/cpu limit", r.Name)
+	}
+	lo := obj(prop(r, "logOpts"))
+	if str(lo["max-size"]) == "" || str(lo["max-file"]) == "" {
+		t.Errorf("%s: no log rotation: %v", r.Name, lo)
+	}
+	if !boolean(prop(r, "wait")) {
+		t.Errorf("%s: wait is not set", r.Name)
+	}
+	hc := strs(obj(prop(r, "healthcheck"))["tests"])
+	if strings.Join(hc, " ") != "CMD /notes healthcheck --url http://127.0.0.1:8080/readyz" {
+		t.Errorf("%s: healthcheck = %v", r.Name, hc)
+	}
+	// Stop grace > drain delay (5s) + shutdown timeout (15s).
+	if g := num(prop(r, "destroyGraceSeconds")); g <= 20 {
+		t.Errorf("%s: destroyGraceSeconds = %d, want > 20", r.Name, g)
+	}
+	if g := num(prop(r, "stopTimeout")); g <= 20 {
+		t.Errorf("%s: stopTimeout = %d, want > 20", r.Name, g)
+	}
+	if rs := str(prop(r, "restart")); rs != "unless-stopped" {
+		t.Errorf("%s: restart = %q", r.Name, rs)
+	}
+	env := strings.Join(strs(prop(r, "envs")), "\n")
+	if !strings.Contains(env, "DATABASE_URL=postgres://notes_app:") {
+		t.Errorf("%s: does not connect as notes_app", r.Name)
+	}
+	if strings.Contains(env, testDBPassword) {
+		t.Errorf("%s: has the owner password", r.Name)
+	}
+	if img := str(prop(r, "image")); !strings.HasPrefix(img, "sha256:") {
+		t.Errorf("%s: image = %q, want the built image id", r.Name, img)
+	}
+	if n := len(unsecret(prop(r, "networksAdvanced")).ArrayValue()); n != 1 {
+		t.Errorf("%s: on %d networks, want the stack network only", r.Name, n)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var k []string
+	for key := range m {
+		k = append(k, key)
+	}
+	sort.Strings(k)
+	return k
+}
+
+func TestFailedMigrationFailsTheDeploy(t *testing.T) {
+	m := &mocks{migrationExit: 3}
+	err := deploy(t, "dev", stackConfig(t, "dev"), m)
+	if err == nil || !strings.Contains(err.Error(), "exited with status 3") {
+		t.Fatalf("deploy error = %v, want the migration's exit status", err)
+	}
+}
+
+func TestExternalDatabase(t *testing.T) {
+	cfg := stackConfig(t, "dev")
+	delete(cfg, "notes:dbPassword")
+	delete(cfg, "notes:dbPort")
+	cfg["notes:databaseUrl"] = "postgres://owner:" + testDBPassword + "@db.example.com:5432/notes?sslmode=require"
+	m := mustDeploy(t, "ext", cfg)
+	if m.has("notes-ext-db-container") || m.has("notes-ext-net-pgdata") {
+		t.Error("an external database must not create a Postgres container or pgdata volume")
+	}
+	for _, r := range replicas(m, "ext") {
+		env := strings.Join(strs(prop(r, "envs")), "\n")
+		if !strings.Contains(env, "DATABASE_URL=postgres://notes_app:") || !strings.Contains(env, "@db.example.com:5432/notes?sslmode=require") {
+			t.Errorf("replica env = %q, want notes_app on the external host", env)
+		}
+	}
+	for _, r := range m.resources {
+		for k, v := range r.Inputs {
+			if containsClear(v, testDBPassword) || containsClear(v, testAppPassword) {
+				t.Errorf("%s.%s holds a password in clear", r.Name, k)
+			}
+		}
+	}
+}
+
+func TestProvidedTLS(t *testing.T) {
+	cfg := stackConfig(t, "dev")
+	cfg["notes:tls"] = "provided"
+	cfg["notes:domain"] = "notes.test"
+	cfg["notes:httpsPort"] = "8443"
+	cfg["notes:tlsCert"] = "-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n"
+	cfg["notes:tlsKey"] = "-----BEGIN PRIVATE KEY-----\nKEY-SECRET\n-----END PRIVATE KEY-----\n"
+	m := mustDeploy(t, "tls", cfg)
+	conf := m.named(t, "notes-tls-nginx-config")
+	if !isSecret(prop(conf, "stdin")) {
+		t.Error("nginx config stdin carries the TLS key but is not secret")
+	}
+	files := renderedFiles(t, conf)
+	if !strings.Contains(files["tls/privkey.pem"], "KEY-SECRET") {
+		t.Error("the TLS key is not installed")
+	}
+	if !strings.Contains(files["conf.d/notes.conf"], "ssl_certificate "+nginxTLSCert) {
+		t.Error("nginx does not use the installed certificate")
+	}
+	for _, r := range m.resources {
+		for k, v := range r.Inputs {
+			if containsClear(v, "KEY-SECRET") {
+				t.Errorf("%s.%s holds the TLS key in clear", r.Name, k)
+			}
+		}
+	}
+}
+
+func TestInvalidConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		set  map[string]string
+		del  []string
+		key  string
+	}{
+		{"zero replicas", map[string]string{"notes:replicas": "0"}, nil, "notes:replicas"},
+		{"replicas not a number", map[string]string{"notes:replicas": "two"}, nil, "notes:replicas"},
+		{"unknown tls mode", map[string]string{"notes:tls": "maybe"}, nil, "notes:tls"},
+		{"bad docker host", map[string]string{"notes:dockerHost": "http://host:2375"}, nil, "notes:dockerHost"},
+		{"tls without domain", map[string]string{"notes:tls": "provided", "notes:tlsCert": "c", "notes:tlsKey": "k"}, nil, "notes:domain"},
+		{"provided tls without cert", map[string]string{"notes:tls": "provided", "notes:domain": "a.example.com", "notes:tlsKey": "k"}, nil, "notes:tlsCert"},
+		{"acme without email", map[string]string{"notes:tls": "acme", "notes:domain": "a.example.com", "notes:httpPort": "80"}, nil, "notes:acmeEmail"},
+		{"no db password", nil, []string{"notes:dbPassword"}, "notes:dbPassword"},
+		{"no app password", nil, []string{"notes:appDbPassword"}, "notes:appDbPassword"},
+		{"db port on all addresses", map[string]string{"notes:bindAddress": "0.0.0.0"}, nil, "notes:dbPort"},
+		{"bootstrap without ssh", map[string]string{"notes:bootstrap": "true"}, nil, "notes:bootstrap"},
+		{"bad duration", map[string]string{"notes:drainDelay": "5 seconds"}, nil, "notes:drainDelay"},
+		{"bad bool", map[string]string{"notes:backups": "yes please"}, nil, "notes:backups"},
+		{"bad port", map[string]string{"notes:httpPort": "70000"}, nil, "notes:httpPort"},
+		{"bad bind address", map[string]string{"notes:bindAddress": "localhost"}, nil, "notes:bindAddress"},
+		{"backup retention", map[string]string{"notes:backupRetention": "0"}, nil, "notes:backupRetention"},
+		{"log level", map[string]string{"notes:logLevel": "loud"}, nil, "notes:logLevel"},
+		{"ssh with password", map[string]string{"notes:dockerHost": "ssh://u:pw@h"}, nil, "notes:dockerHost"},
+		{"cpus", map[string]string{"notes:serviceCpus": "lots"}, nil, "notes:serviceCpus"},
+		{"sshOpts not a list", map[string]string{"notes:dockerHost": "ssh://u@h", "notes:sshOpts": "-i key"}, nil, "notes:sshOpts"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := stackConfig(t, "dev")
+			for k, v := range tc.set {
+				cfg[k] = v
+			}
+			for _, k := range tc.del {
+				delete(cfg, k)
+			}
+			m := &mocks{}
+			err := deploy(t, "dev", cfg, m)
+			if err == nil {
+				t.Fatalf("deploy succeeded, want an error naming %s", tc.key)
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("error %q does not name %s", err, tc.key)
+			}
+			if len(m.resources) != 0 {
+				t.Errorf("%d resources registered before the config error", len(m.resources))
+			}
+		})
+	}
+}
+
+func TestDockerignoreMatching(t *testing.T) {
+	pats := []string{".git", "docs", "*.md", "**/*_test.go", "service/bench", "Pulumi*.yaml"}
+	for path, want := range map[string]bool{
+		".git/HEAD": true, "docs/infra.md": true, "README.md": true, "service/x.md": false,
+		"service/a_test.go": true, "a_test.go": true, "service/bench/b.go": true, "service/main.go": false,
+		"Pulumi.dev.yaml": true, "go.mod": false, "nginx/templates/notes.conf.tmpl": false,
+	} {
+		if got := dockerignored(path, pats); got != want {
+			t.Errorf("dockerignored(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestContextDigestStable(t *testing.T) {
+	a, err := ContextDigest("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ContextDigest("..")
+	if a != b || len(a) != 64 {
+		t.Errorf("digest not stable: %s %s", a, b)
+	}
+}
+
+func TestBuildCommand(t *testing.T) {
+	cfg := &Config{Stack: "s", GoImage: "golang:1.26", AppVersion: "1.2.3", ImageName: "notes-service", DockerHost: "unix:///var/run/docker.sock"}
+	h := &Host{cfg: cfg}
+	cmd, env := h.BuildCommand(cfg, cfg.ImageRef())
+	for _, s := range []string{`--iidfile "$f"`, "GO_IMAGE=golang:1.26", "APP_VERSION=1.2.3", "-t notes-service:1.2.3", ` . >&2`} {
+		if !strings.Contains(cmd, s) {
+			t.Errorf("build command lacks %q: %s", s, cmd)
+		}
+	}
+	if _, ok := env["DOCKER_HOST"]; !ok {
+		t.Error("no DOCKER_HOST for a unix host")
+	}
+	cfg.DockerHost = "ssh://deploy@h.example.com:2222"
+	cfg.SSHOpts = []string{"-i", "/k ey"}
+	cmd, _ = h.BuildCommand(cfg, cfg.ImageRef())
+	if !strings.Contains(cmd, "tar ") || !strings.Contains(cmd, "ssh -o BatchMode=yes -i '/k ey' -p 2222 deploy@h.example.com") || !strings.Contains(cmd, " - >&2") {
+		t.Errorf("ssh build command = %s", cmd)
+	}
+	if id, err := parseImageID("noise\nsha256:" + strings.Repeat("0", 64) + "\n"); err != nil || !strings.HasPrefix(id, "sha256:") {
+		t.Errorf("parseImageID = %q, %v", id, err)
+	}
+	if _, err := parseImageID("Step 3/4 failed"); err == nil {
+		t.Error("parseImageID accepted garbage")
+	}
+}
+
+func TestPlaceholderCertDeterministic(t *testing.T) {
+	c1, k1, err := placeholderCert("notes.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, k2, _ := placeholderCert("notes.example.com")
+	if string(c1) != string(c2) || string(k1) != string(k2) {
+		t.Error("placeholder certificate changes between runs (would cause a diff on every up)")
+	}
+}
