@@ -118,7 +118,6 @@ func (h *Host) BuildCommand(cfg *Config, ref string) (string, pulumi.StringMap) 
 	build := []string{"docker", "build", "--iidfile", "$IIDFILE",
 		"--build-arg", "GO_IMAGE=" + cfg.GoImage,
 		"--build-arg", "APP_VERSION=" + cfg.AppVersion,
-		"--label", "com.notes-stack.stack=" + cfg.Stack,
 		"-t", ref}
 	quoted := strings.Replace(shellJoin(build), "'$IIDFILE'", `"$f"`, 1)
 	push := ""

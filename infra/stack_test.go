@@ -96,7 +96,7 @@ func TestProdStack(t *testing.T) {
 		t.Errorf("provider host = %q", got)
 	}
 	opts := strs(prop(prov, "sshOpts"))
-	if !strings.Contains(strings.Join(opts, " "), "BatchMode=yes") || !strings.Contains(strings.Join(opts, " "), "UserKnownHostsFile=") {
+	if !strings.Contains(strings.Join(opts, " "), "BatchMode=yes") || !strings.Contains(strings.Join(opts, " "), "StrictHostKeyChecking=yes") {
 		t.Errorf("provider sshOpts = %v", opts)
 	}
 	boot := m.named(t, "notes-prod-host-bootstrap")
