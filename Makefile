@@ -37,10 +37,10 @@ outputs: ## show the stack outputs (URLs)
 	STACK=$(STACK) scripts/stack.sh outputs
 
 preview-check: ## a real pulumi preview of the dev config against the local dockerd
-	$(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
+	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
 
 e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, destroy
-	$(GO) test -tags e2e -count=1 -v -timeout 40m ./infra/e2e
+	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 40m ./infra/e2e
 
 setup: ## install and start what the tests need (Debian, root)
 	bash scripts/ci-setup.sh

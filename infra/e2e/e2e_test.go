@@ -33,7 +33,17 @@ func devStack(t *testing.T, prefix string) (s *stack, secrets []string) {
 func TestPreviewDev(t *testing.T) {
 	s, _ := devStack(t, "p")
 	out := s.run(15*time.Minute, "preview", "--suppress-progress")
-	for _, want := range []string{"docker:index/container:Container", "command:local:Command", "to create"} {
+	// The preview names every part of the stack: database, migration, replica, proxy and its
+	// config, backups and the smoke check.
+	for _, want := range []string{
+		"docker:index:Container " + s.prefix() + "-db-container create",
+		"docker:index:Container " + s.prefix() + "-app-migrate create",
+		"docker:index:Container " + s.prefix() + "-app-1 create",
+		"docker:index:Container " + s.prefix() + "-nginx-container create",
+		"command:local:Command " + s.prefix() + "-nginx-config create",
+		"docker:index:Container " + s.prefix() + "-backup-container create",
+		"command:local:Command " + s.prefix() + "-smoke-check create",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview output lacks %q:\n%s", want, tail(out, 60))
 		}

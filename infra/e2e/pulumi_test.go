@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,13 +113,20 @@ func (s *stack) run(timeout time.Duration, args ...string) string {
 func (s *stack) try(timeout time.Duration, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	full := append([]string{"--non-interactive", "--cwd", s.root}, args...)
-	if args[0] != "stack" || (len(args) > 1 && args[1] != "init") {
+	// The stack flags go before a "--", after which everything is a value.
+	words, values := args, []string(nil)
+	if i := slices.Index(args, "--"); i >= 0 {
+		words, values = args[:i], args[i:]
+	}
+	full := append([]string{"--non-interactive", "--cwd", s.root}, words...)
+	if !(args[0] == "stack" && len(args) > 1 && args[1] == "init") {
 		full = append(full, "--stack", s.name)
 	}
-	if args[0] == "config" || args[0] == "preview" || args[0] == "up" || args[0] == "destroy" || args[0] == "refresh" {
+	switch args[0] {
+	case "config", "preview", "up", "destroy", "refresh":
 		full = append(full, "--config-file", s.configFile)
 	}
+	full = append(full, values...)
 	cmd := exec.CommandContext(ctx, "pulumi", full...)
 	cmd.Env = s.env
 	cmd.Stdin = strings.NewReader(stdin)
@@ -214,7 +222,7 @@ func (s *stack) cleanup() {
 			s.t.Errorf("cleanup: pulumi destroy: %v\n%s", err, tail(out, 40))
 		}
 	}
-	prefix := "notes-" + s.name
+	prefix := s.prefix()
 	for _, kind := range []struct{ list, rm []string }{
 		{[]string{"ps", "-a", "--format", "{{.Names}}"}, []string{"rm", "-f", "-v"}},
 		{[]string{"network", "ls", "--format", "{{.Name}}"}, []string{"network", "rm"}},
@@ -236,6 +244,9 @@ func (s *stack) cleanup() {
 		s.try(time.Minute, "", "stack", "rm", "--yes")
 	}
 }
+
+// prefix starts the name of every resource and Docker object of the stack.
+func (s *stack) prefix() string { return "notes-" + s.name }
 
 func tail(s string, lines int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
