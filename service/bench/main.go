@@ -18,11 +18,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,10 +35,11 @@ import (
 )
 
 var (
-	duration = flag.Duration("duration", 10*time.Second, "duration of each load run")
-	seedN    = flag.Int("seed", 10000, "notes to seed")
-	maxConns = flag.Int("db-max-conns", 10, "DB_MAX_CONNS for the service")
-	profDir  = flag.String("pprof", "", "build with -tags pprof and save CPU profiles of each load run into this directory")
+	duration   = flag.Duration("duration", 10*time.Second, "duration of each load run")
+	seedN      = flag.Int("seed", 10000, "notes to seed")
+	maxConns   = flag.Int("db-max-conns", 0, "DB_MAX_CONNS for the service (0: the service's default, 2 × GOMAXPROCS, at least 4)")
+	wrkThreads = flag.Int("wrk-threads", 2, "wrk threads (-t)")
+	profDir    = flag.String("pprof", "", "build with -tags pprof and save CPU profiles of each load run into this directory")
 )
 
 func main() {
@@ -58,7 +61,12 @@ type result struct {
 	requests      int64
 	pgbenchTPS    float64
 	pgbenchLatAvg time.Duration
-	pgbenchPgCPU  float64
+	pgbenchPgCPU  float64 // Postgres cores during pgbench
+	pgbenchCPU    float64 // pgbench's own cores
+	// pgbench rate-limited (-R) to the service's req/s: the same statements
+	// at the same rate, to compare Postgres CPU per statement like with like.
+	ratedTPS, ratedPgCPU float64
+	svcP99               float64 // p99 upper bound from the service's own latency histogram, seconds
 }
 
 func run() error {
@@ -127,8 +135,10 @@ func run() error {
 	defer devnull.Close()
 	srv := exec.Command(bin, "serve")
 	// Default log level (info): one JSON access-log line per request, as in production.
-	srv.Env = append(os.Environ(), "DATABASE_URL="+dsn, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
-		"DB_MAX_CONNS="+strconv.Itoa(*maxConns), "DRAIN_DELAY=0s")
+	srv.Env = append(os.Environ(), "DATABASE_URL="+dsn, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "DRAIN_DELAY=0s")
+	if *maxConns > 0 {
+		srv.Env = append(srv.Env, "DB_MAX_CONNS="+strconv.Itoa(*maxConns))
+	}
 	pprofPort, _ := pgtest.FreePort()
 	if *profDir != "" {
 		srv.Env = append(srv.Env, fmt.Sprintf("NOTES_PPROF_ADDR=127.0.0.1:%d", pprofPort))
@@ -224,11 +234,9 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 		return err
 	}
 	fmt.Println("pgbench list query, 16 clients ...")
-	r.pgbenchTPS, r.pgbenchLatAvg, err = pgbench(pg, dbName, listSQL)
-	if err != nil {
+	if err := pgbenchBoth(pg, dbName, listSQL, &r); err != nil {
 		return err
 	}
-	r.pgbenchPgCPU = lastPgbenchPgCPU
 	results = append(results, r)
 
 	fmt.Println("POST /api/notes, 32 connections ...")
@@ -237,11 +245,9 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 		return err
 	}
 	fmt.Println("pgbench insert, 16 clients ...")
-	r.pgbenchTPS, r.pgbenchLatAvg, err = pgbench(pg, dbName, insertSQL)
-	if err != nil {
+	if err := pgbenchBoth(pg, dbName, insertSQL, &r); err != nil {
 		return err
 	}
-	r.pgbenchPgCPU = lastPgbenchPgCPU
 	results = append(results, r)
 
 	close(stopSample)
@@ -249,7 +255,8 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 	hwm := vmKB(pid, "VmHWM")
 
 	fmt.Println()
-	fmt.Printf("notes service benchmark (%d seeded notes, %s per run, DB_MAX_CONNS=%d, %d CPUs)\n", *seedN, *duration, *maxConns, numCPU())
+	fmt.Printf("notes service benchmark (%d seeded notes, %s per run, DB_MAX_CONNS=%s, wrk -t %d, %d CPUs)\n", *seedN, *duration,
+		poolMax(base), *wrkThreads, numCPU())
 	fmt.Printf("ready: %s from process start to /readyz 200\n", ready.Round(100*time.Microsecond))
 	fmt.Printf("RSS: idle %.1f MiB, under load max %.1f MiB (VmHWM %.1f MiB)\n\n", float64(idleRSS)/1024, float64(loadRSS)/1024, float64(hwm)/1024)
 	fmt.Printf("%-17s %5s %10s %9s %9s %7s %12s %10s %8s %8s %8s %8s %9s\n", "endpoint", "conns", "req/s", "p50", "p99", "errors", "pgbench tps", "pgb lat", "ratio", "svc CPU", "pg CPU", "wrk CPU", "host busy")
@@ -265,18 +272,46 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 			r.svcCPU, r.pgCPU, r.wrkCPU, 100*r.busy)
 	}
 	fmt.Println("\npgbench: 16 clients, -M prepared, the service's own SQL; ratio = service req/s / pgbench tps.")
-	fmt.Println()
-	for _, r := range results {
-		if r.pgbenchTPS > 0 && r.rps > 0 {
-			fmt.Printf("Postgres CPU per statement, %s: %.0f µs via the service, %.0f µs via pgbench (%.2f cores during pgbench)\n",
-				r.name, 1e6*r.pgCPU/r.rps, 1e6*r.pgbenchPgCPU/r.pgbenchTPS, r.pgbenchPgCPU)
-		}
-		if r.rps > 0 {
-			fmt.Printf("service CPU per request, %s: %.0f µs\n", r.name, 1e6*r.svcCPU/r.rps)
-		}
-	}
 	fmt.Println("svc/pg/wrk CPU: cores used during the run by the service, all Postgres processes, and wrk; host busy: all CPUs.")
+	fmt.Println()
+	fmt.Println("CPU per request (µs; the host has", numCPU(), "CPUs, shared with anything else running):")
+	fmt.Printf("%-17s %8s %8s %8s %8s %12s %12s %14s %10s\n", "endpoint", "service", "pg", "wrk", "total", "pgbench: pg", "pgb client", "pg @same rate", "svc p99")
+	for _, r := range results {
+		if r.rps <= 0 {
+			continue
+		}
+		per := func(cores float64) float64 { return 1e6 * cores / r.rps }
+		pgb, pgbc, rated, sp := "-", "-", "-", "-"
+		if r.pgbenchTPS > 0 {
+			pgb = fmt.Sprintf("%.0f", 1e6*r.pgbenchPgCPU/r.pgbenchTPS)
+			pgbc = fmt.Sprintf("%.0f", 1e6*r.pgbenchCPU/r.pgbenchTPS)
+		}
+		if r.ratedTPS > 0 {
+			rated = fmt.Sprintf("%.0f", 1e6*r.ratedPgCPU/r.ratedTPS)
+		}
+		if r.svcP99 > 0 {
+			sp = fmt.Sprintf("≤ %s", time.Duration(r.svcP99*float64(time.Second)))
+		}
+		fmt.Printf("%-17s %8.0f %8.0f %8.0f %8.0f %12s %12s %14s %10s\n", r.name, per(r.svcCPU), per(r.pgCPU), per(r.wrkCPU),
+			per(r.svcCPU+r.pgCPU+r.wrkCPU), pgb, pgbc, rated, sp)
+	}
+	fmt.Println("pg @same rate: Postgres CPU per statement when pgbench runs the same SQL rate-limited (-R) to the service's req/s.")
+	fmt.Println("svc p99: upper bound from the service's own histogram (http_request_duration_seconds), i.e. inside the handler chain;")
+	fmt.Println("wrk's p99 also includes time in socket queues and waiting for a CPU on a saturated host.")
 	return nil
+}
+
+// pgbenchBoth runs pgbench unthrottled (the ceiling) and then rate-limited
+// to the service's req/s, and records both in r.
+func pgbenchBoth(pg *pgtest.Server, db, script string, r *result) error {
+	var err error
+	r.pgbenchTPS, r.pgbenchLatAvg, r.pgbenchPgCPU, r.pgbenchCPU, err = pgbench(pg, db, script, 0)
+	if err != nil || r.rps <= 0 {
+		return err
+	}
+	fmt.Printf("pgbench at the service's rate (%.0f tps) ...\n", r.rps)
+	r.ratedTPS, _, r.ratedPgCPU, _, err = pgbench(pg, db, script, r.rps)
+	return err
 }
 
 func numCPU() int {
@@ -432,11 +467,14 @@ func wrk(name, url string, conns int, script string) (result, error) {
 			_, _ = io.Copy(f, res.Body)
 		}()
 	}
-	args := []string{"-t", "2", "-c", strconv.Itoa(conns), "-d", duration.String(), "--latency", "--timeout", "5s"}
+	args := []string{"-t", strconv.Itoa(*wrkThreads), "-c", strconv.Itoa(conns), "-d", duration.String(), "--latency", "--timeout", "5s"}
 	if script != "" {
 		args = append(args, "-s", script)
 	}
 	args = append(args, url)
+	method, route, _ := strings.Cut(name, " ")
+	metricsURL := url[:strings.Index(url[len("http://"):], "/")+len("http://")] + "/metrics"
+	h0 := histogram(metricsURL, method, route)
 	svc0, pg0 := procCPU(servicePID), childrenCPU(postgresPID)
 	busy0, total0 := machineCPU()
 	t0 := time.Now()
@@ -450,6 +488,7 @@ func wrk(name, url string, conns int, script string) (result, error) {
 	busy1, total1 := machineCPU()
 	s := string(out)
 	r := result{name: name, conns: conns}
+	r.svcP99 = quantile(histogram(metricsURL, method, route), h0, 0.99)
 	r.svcCPU = (procCPU(servicePID) - svc0) / elapsed
 	r.pgCPU = (pg1 - pg0) / elapsed
 	r.wrkCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds() / elapsed
@@ -479,6 +518,72 @@ func wrk(name, url string, conns int, script string) (result, error) {
 	return r, nil
 }
 
+// poolMax reads the pool size the service runs with from /metrics.
+func poolMax(base string) string {
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		return "?"
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "pgxpool_max_conns "); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+var reBucket = regexp.MustCompile(`^http_request_duration_seconds_bucket\{(.*)\} (\S+)$`)
+
+// histogram returns the service's cumulative latency buckets (le -> count)
+// of 2xx responses for method and route, from /metrics.
+func histogram(metricsURL, method, route string) map[float64]float64 {
+	res, err := http.Get(metricsURL)
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	h := map[float64]float64{}
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		m := reBucket.FindStringSubmatch(sc.Text())
+		if m == nil || !strings.Contains(m[1], `method="`+method+`"`) || !strings.Contains(m[1], `route="`+route+`"`) ||
+			!strings.Contains(m[1], `status="2`) {
+			continue
+		}
+		_, le, _ := strings.Cut(m[1], `le="`)
+		le = strings.TrimSuffix(le, `"`)
+		b, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+		if err != nil {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[2], 64)
+		h[b] += v
+	}
+	return h
+}
+
+// quantile returns the upper bound of the bucket holding quantile q of the
+// observations between two scrapes (0 if unknown or beyond the last bound).
+func quantile(after, before map[float64]float64, q float64) float64 {
+	les := make([]float64, 0, len(after))
+	for le := range after {
+		les = append(les, le)
+	}
+	sort.Float64s(les)
+	if len(les) == 0 {
+		return 0
+	}
+	total := after[les[len(les)-1]] - before[les[len(les)-1]]
+	for _, le := range les {
+		if after[le]-before[le] >= q*total && !math.IsInf(le, 1) {
+			return le
+		}
+	}
+	return 0
+}
+
 func wrkDur(m []string) time.Duration {
 	if m == nil {
 		return 0
@@ -494,28 +599,34 @@ func wrkDur(m []string) time.Duration {
 	}
 }
 
-var lastPgbenchPgCPU float64 // Postgres cores used during the last pgbench run
-
-func pgbench(pg *pgtest.Server, db, script string) (float64, time.Duration, error) {
+// pgbench runs script with 16 clients; rate > 0 throttles it (-R). It
+// returns tps, average latency, and the cores used by Postgres and by
+// pgbench itself.
+func pgbench(pg *pgtest.Server, db, script string, rate float64) (tps float64, lat time.Duration, pgCPU, clientCPU float64, err error) {
+	args := []string{"-n", "-M", "prepared", "-c", "16", "-j", "2",
+		"-T", strconv.Itoa(int(duration.Seconds())), "-f", script}
+	if rate > 0 {
+		args = append(args, "-R", strconv.Itoa(int(rate)))
+	}
 	pg0, t0 := childrenCPU(postgresPID), time.Now()
-	defer func() { lastPgbenchPgCPU = (childrenCPU(postgresPID) - pg0) / time.Since(t0).Seconds() }()
-	cmd := exec.Command("pgbench", "-n", "-M", "prepared", "-c", "16", "-j", "2",
-		"-T", strconv.Itoa(int(duration.Seconds())), "-f", script, db)
+	cmd := exec.Command("pgbench", append(args, db)...)
 	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(pg.Port),
 		"PGUSER=postgres", "PGPASSWORD="+pg.Password, "PGSSLMODE=disable")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, 0, fmt.Errorf("pgbench: %v\n%s", err, out)
+		return 0, 0, 0, 0, fmt.Errorf("pgbench: %v\n%s", err, out)
 	}
+	elapsed := time.Since(t0).Seconds()
+	pgCPU = (childrenCPU(postgresPID) - pg0) / elapsed
+	clientCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds() / elapsed
 	m := reTPS.FindStringSubmatch(string(out))
 	if m == nil {
-		return 0, 0, fmt.Errorf("pgbench: cannot parse output:\n%s", out)
+		return 0, 0, 0, 0, fmt.Errorf("pgbench: cannot parse output:\n%s", out)
 	}
-	tps, _ := strconv.ParseFloat(m[1], 64)
-	var lat time.Duration
+	tps, _ = strconv.ParseFloat(m[1], 64)
 	if m := reLatAvg.FindStringSubmatch(string(out)); m != nil {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		lat = time.Duration(v * float64(time.Millisecond))
 	}
-	return tps, lat, nil
+	return tps, lat, pgCPU, clientCPU, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,21 @@ type Config struct {
 	MaxBodyBytes     int64
 	AppDBRole        string // migrate up only
 	AppDBPassword    string // migrate up only
+}
+
+// DefaultDBMaxConns is DB_MAX_CONNS when it is unset: 2 × GOMAXPROCS (the
+// CPUs this process may use, which Go derives from the machine or the
+// container's CPU limit), at least 4. The service runs next to its database
+// on a host of the same size, where a few connections per core saturate
+// Postgres; more only queue inside it and lengthen the tail (on the 2-core
+// benchmark host POST p99 was 17–50 ms with 4 connections, 57–130 ms with 8
+// and 110–200 ms with 10; docs/service.md, "Pool sizing").
+func DefaultDBMaxConns() int32 {
+	n := 2 * runtime.GOMAXPROCS(0)
+	if n < 4 {
+		n = 4
+	}
+	return int32(n)
 }
 
 // Error is a configuration error; it names the variable.
@@ -109,7 +125,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
-	c.DBMaxConns = int32(intVar("DB_MAX_CONNS", "10", 1, 10000))
+	c.DBMaxConns = int32(intVar("DB_MAX_CONNS", strconv.Itoa(int(DefaultDBMaxConns())), 1, 10000))
 	c.DBMinConns = int32(intVar("DB_MIN_CONNS", "0", 0, 10000))
 	if c.DBMaxConns > 0 && c.DBMinConns > c.DBMaxConns {
 		bad("DB_MIN_CONNS", "%d is greater than DB_MAX_CONNS (%d)", c.DBMinConns, c.DBMaxConns)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8080" || c.DBMaxConns != 10 || c.DBMinConns != 0 || c.MaxBodyBytes != 1048576 ||
+	if c.HTTPAddr != ":8080" || c.DBMaxConns != config.DefaultDBMaxConns() || c.DBMinConns != 0 || c.MaxBodyBytes != 1048576 ||
 		c.HTTPReadTimeout != 10*time.Second || c.HTTPWriteTimeout != 30*time.Second || c.HTTPIdleTimeout != 120*time.Second ||
 		c.ShutdownTimeout != 15*time.Second || c.DrainDelay != 5*time.Second || c.LogFormat != "json" || c.Port() != "8080" {
 		t.Errorf("defaults: %+v", c)
@@ -121,5 +122,16 @@ func TestRedact(t *testing.T) {
 	}
 	if got := config.Redact("postgres://user@host/db"); got != "postgres://user@host/db" {
 		t.Errorf("no password: %q", got)
+	}
+}
+
+func TestDefaultDBMaxConns(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(procs)
+	for procs, want := range map[int]int32{1: 4, 2: 4, 3: 6, 8: 16} {
+		runtime.GOMAXPROCS(procs)
+		if got := config.DefaultDBMaxConns(); got != want {
+			t.Errorf("GOMAXPROCS=%d: DefaultDBMaxConns() = %d, want %d", procs, got, want)
+		}
 	}
 }

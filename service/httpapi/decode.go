@@ -69,6 +69,9 @@ func (s *server) decodeJSON(c echo.Context, dst any) error {
 // isJSONContentType accepts application/json and application/*+json with
 // any parameters.
 func isJSONContentType(ct string) bool {
+	if ct == "application/json" { // the common case, without ParseMediaType's map
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -27,8 +28,46 @@ func appendNote(b []byte, n notes.Note) []byte {
 	b = append(b, `,"body":`...)
 	b = appendJSONString(b, n.Body)
 	b = append(b, `,"created_at":"`...)
-	b = n.CreatedAt.UTC().AppendFormat(b, createdAtLayout)
+	b = appendCreatedAt(b, n.CreatedAt)
 	return append(b, `"}`...)
+}
+
+// appendCreatedAt appends t in UTC as createdAtLayout would, digit by digit:
+// time.AppendFormat re-parses the layout on every call, which was 8% of
+// the list endpoint's CPU. Years outside 1..9999 take the general path.
+func appendCreatedAt(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 1 || year > 9999 {
+		return t.AppendFormat(b, createdAtLayout)
+	}
+	hour, min, sec := t.Clock()
+	us := t.Nanosecond() / 1000
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, us, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends the low width decimal digits of v (v >= 0), zero-padded.
+func appendDigits(b []byte, v, width int) []byte {
+	n := len(b) + width
+	b = append(b, "000000"[:width]...)
+	for i := n - 1; i >= n-width; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }
 
 const hexDigits = "0123456789abcdef"

@@ -31,3 +31,25 @@ func TestAppendNoteMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendCreatedAtMatchesAppendFormat(t *testing.T) {
+	times := []time.Time{
+		time.Date(2024, 2, 3, 4, 5, 6, 789000, time.FixedZone("x", 3600)),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-44, 3, 15, 12, 0, 0, 0, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 1000, time.FixedZone("y", -7*3600)),
+		time.Unix(0, 0),
+		time.Now(),
+	}
+	for i := 0; i < 1000; i++ {
+		times = append(times, time.Unix(int64(i)*9_876_543_211-4_000_000_000_000, int64(i)*7_654_321%1e9))
+	}
+	for _, tm := range times {
+		want := string(tm.UTC().AppendFormat(nil, createdAtLayout))
+		if got := string(appendCreatedAt(nil, tm)); got != want {
+			t.Errorf("appendCreatedAt(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

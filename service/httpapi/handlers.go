@@ -48,7 +48,10 @@ func (s *server) handleReadyz() echo.HandlerFunc {
 
 func (s *server) handleListNotes() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		q := c.QueryParams()
+		var q url.Values // parsed only when present: the common first page has none
+		if c.QueryString() != "" {
+			q = c.QueryParams()
+		}
 		limit := notes.DefaultLimit
 		if v, ok := q["limit"]; ok {
 			n, err := strconv.Atoi(v[0])

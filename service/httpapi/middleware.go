@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -63,8 +64,7 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := res.Status
 		method := c.Request().Method
-		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.metrics.latency.WithLabelValues(route, method, strconv.Itoa(status)).Observe(elapsed.Seconds())
+		s.metrics.observe(route, method, status, elapsed)
 		s.log.LogAttrs(c.Request().Context(), levelFor(status), "request",
 			slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
 			slog.String("method", method),
@@ -87,6 +87,50 @@ func knownRoute(r string) bool { return routeSet[r] }
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// series caches the counter and histogram of each label combination:
+	// WithLabelValues hashes and compares the labels and formats the status
+	// on every call. Only standard methods are cached, so the cache stays
+	// bounded whatever methods clients send.
+	series sync.Map // seriesKey -> *series
+}
+
+func standardMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (m *httpMetrics) observe(route, method string, status int, elapsed time.Duration) {
+	if !standardMethod(method) {
+		code := strconv.Itoa(status)
+		m.requests.WithLabelValues(route, method, code).Inc()
+		m.latency.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
+		return
+	}
+	k := seriesKey{route, method, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		code := strconv.Itoa(status)
+		v, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(route, method, code),
+			latency:  m.latency.WithLabelValues(route, method, code),
+		})
+	}
+	se := v.(*series)
+	se.requests.Inc()
+	se.latency.Observe(elapsed.Seconds())
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
