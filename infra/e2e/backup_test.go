@@ -36,7 +36,7 @@ func backupAndRestore(t *testing.T, s *stack, client *http.Client, api string) {
 	}
 
 	firstID := strings.SplitN(before, "|", 2)[0]
-	req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/notes/%s", api, firstID), nil)
+	req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/%s", api, firstID), nil)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func TestDeployLocal(t *testing.T) {
 		for _, key := range []string{"url", "healthUrl"} {
 			expectStatus(t, client, s.output(key), http.StatusOK)
 		}
-		expectStatus(t, client, s.output("apiUrl")+"/notes", http.StatusOK)
+		expectStatus(t, client, s.output("apiUrl"), http.StatusOK)
 	})
 
 	api := s.output("apiUrl")

@@ -18,7 +18,7 @@ import (
 // load drives a mixed workload (three list GETs to one POST) at a fixed concurrency against the
 // API through nginx and records every failure and every acknowledged note.
 type load struct {
-	apiURL string
+	notesURL string // the collection, the stack's apiUrl output
 	client *http.Client
 
 	mu        sync.Mutex
@@ -32,9 +32,9 @@ type notePayload struct {
 	Body  string `json:"body"`
 }
 
-func newLoad(apiURL string, concurrency int) *load {
+func newLoad(notesURL string, concurrency int) *load {
 	return &load{
-		apiURL: apiURL,
+		notesURL: notesURL,
 		client: &http.Client{
 			Timeout:   15 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency},
@@ -73,7 +73,7 @@ func (l *load) record(start time.Time, failure string) {
 
 func (l *load) list(ctx context.Context) {
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodGet, l.apiURL+"/notes?limit=20", nil)
+	req, _ := http.NewRequest(http.MethodGet, l.notesURL+"?limit=20", nil)
 	resp, err := l.client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -100,7 +100,7 @@ func (l *load) post(ctx context.Context, title string) {
 	note := notePayload{Title: title, Body: "written during the deploy at " + time.Now().Format(time.RFC3339Nano)}
 	payload, _ := json.Marshal(note)
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, l.apiURL+"/notes", bytes.NewReader(payload))
+	req, _ := http.NewRequest(http.MethodPost, l.notesURL, bytes.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := l.client.Do(req)
 	if err != nil {
@@ -151,7 +151,7 @@ func (l *load) report(t *testing.T, label string) {
 func (l *load) verifyAcked(t *testing.T) {
 	t.Helper()
 	for id, want := range l.acked {
-		got := getNote(t, l.client, fmt.Sprintf("%s/notes/%d", l.apiURL, id))
+		got := getNote(t, l.client, fmt.Sprintf("%s/%d", l.notesURL, id))
 		if got.Title != want.Title || got.Body != want.Body {
 			t.Errorf("note %d reads back as %+v, acknowledged %+v", id, got, want)
 		}
