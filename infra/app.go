@@ -37,8 +37,9 @@ type App struct {
 }
 
 // replicaSpec is every non-secret replica setting; its hash is one of the revision triggers.
+// The replica count is not part of it: scaling adds or removes replicas without rolling the
+// others.
 type replicaSpec struct {
-	Replicas        int
 	LogLevel        string
 	DrainDelay      string
 	ShutdownTimeout string
@@ -101,7 +102,7 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 	}).(pulumi.StringOutput)
 
 	spec := replicaSpec{
-		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
+		LogLevel:   cfg.LogLevel,
 		DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(), StopGrace: cfg.StopGrace(),
 		Network: cfg.Name("net"), Version: 1,

@@ -36,15 +36,15 @@ type mocks struct {
 }
 
 type mockRes struct {
-	Type, Name      string
-	Inputs          resource.PropertyMap
-	Deps            []string
-	PropDeps        map[string][]string
-	Protect         bool
-	Retain          bool
-	DBRDefined      bool
-	DBR             bool
-	Provider        string
+	Type, Name string
+	Inputs     resource.PropertyMap
+	Deps       []string
+	PropDeps   map[string][]string
+	Protect    bool
+	Retain     bool
+	DBRDefined bool
+	DBR        bool
+	Provider   string
 }
 
 func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
