@@ -176,6 +176,7 @@ func run() error {
 	}
 	time.Sleep(time.Second)
 	idleRSS := vmKB(pid, "VmRSS")
+	servicePoolMax = poolMax(base)
 
 	// Sample RSS while under load.
 	var mu sync.Mutex
@@ -256,7 +257,7 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 
 	fmt.Println()
 	fmt.Printf("notes service benchmark (%d seeded notes, %s per run, DB_MAX_CONNS=%s, wrk -t %d, %d CPUs)\n", *seedN, *duration,
-		poolMax(base), *wrkThreads, numCPU())
+		servicePoolMax, *wrkThreads, numCPU())
 	fmt.Printf("ready: %s from process start to /readyz 200\n", ready.Round(100*time.Microsecond))
 	fmt.Printf("RSS: idle %.1f MiB, under load max %.1f MiB (VmHWM %.1f MiB)\n\n", float64(idleRSS)/1024, float64(loadRSS)/1024, float64(hwm)/1024)
 	fmt.Printf("%-17s %5s %10s %9s %9s %7s %12s %10s %8s %8s %8s %8s %9s\n", "endpoint", "conns", "req/s", "p50", "p99", "errors", "pgbench tps", "pgb lat", "ratio", "svc CPU", "pg CPU", "wrk CPU", "host busy")
@@ -295,7 +296,8 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 		fmt.Printf("%-17s %8.0f %8.0f %8.0f %8.0f %12s %12s %14s %10s\n", r.name, per(r.svcCPU), per(r.pgCPU), per(r.wrkCPU),
 			per(r.svcCPU+r.pgCPU+r.wrkCPU), pgb, pgbc, rated, sp)
 	}
-	fmt.Println("pg @same rate: Postgres CPU per statement when pgbench runs the same SQL rate-limited (-R) to the service's req/s.")
+	fmt.Println("pg @same rate: Postgres CPU per statement when pgbench runs the same SQL rate-limited (-R) to the service's req/s")
+	fmt.Println("with as many clients as the service has connections.")
 	fmt.Println("svc p99: upper bound from the service's own histogram (http_request_duration_seconds), i.e. inside the handler chain;")
 	fmt.Println("wrk's p99 also includes time in socket queues and waiting for a CPU on a saturated host.")
 	return nil
@@ -305,12 +307,17 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 // to the service's req/s, and records both in r.
 func pgbenchBoth(pg *pgtest.Server, db, script string, r *result) error {
 	var err error
-	r.pgbenchTPS, r.pgbenchLatAvg, r.pgbenchPgCPU, r.pgbenchCPU, err = pgbench(pg, db, script, 0)
+	r.pgbenchTPS, r.pgbenchLatAvg, r.pgbenchPgCPU, r.pgbenchCPU, err = pgbench(pg, db, script, 16, 0)
 	if err != nil || r.rps <= 0 {
 		return err
 	}
-	fmt.Printf("pgbench at the service's rate (%.0f tps) ...\n", r.rps)
-	r.ratedTPS, _, r.ratedPgCPU, _, err = pgbench(pg, db, script, r.rps)
+	// Same rate and as many clients as the service has connections.
+	clients, _ := strconv.Atoi(servicePoolMax)
+	if clients < 1 {
+		clients = 16
+	}
+	fmt.Printf("pgbench at the service's rate (%.0f tps, %d clients) ...\n", r.rps, clients)
+	r.ratedTPS, _, r.ratedPgCPU, _, err = pgbench(pg, db, script, clients, r.rps)
 	return err
 }
 
@@ -351,9 +358,10 @@ var (
 )
 
 var (
-	pprofURL    string
-	servicePID  int
-	postgresPID int
+	servicePoolMax string // pgxpool_max_conns of the running service
+	pprofURL       string
+	servicePID     int
+	postgresPID    int
 )
 
 // childrenCPU sums procCPU over the live children of pid (Postgres backends).
@@ -599,11 +607,11 @@ func wrkDur(m []string) time.Duration {
 	}
 }
 
-// pgbench runs script with 16 clients; rate > 0 throttles it (-R). It
+// pgbench runs script with clients clients; rate > 0 throttles it (-R). It
 // returns tps, average latency, and the cores used by Postgres and by
 // pgbench itself.
-func pgbench(pg *pgtest.Server, db, script string, rate float64) (tps float64, lat time.Duration, pgCPU, clientCPU float64, err error) {
-	args := []string{"-n", "-M", "prepared", "-c", "16", "-j", "2",
+func pgbench(pg *pgtest.Server, db, script string, clients int, rate float64) (tps float64, lat time.Duration, pgCPU, clientCPU float64, err error) {
+	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(2, clients)),
 		"-T", strconv.Itoa(int(duration.Seconds())), "-f", script}
 	if rate > 0 {
 		args = append(args, "-R", strconv.Itoa(int(rate)))
