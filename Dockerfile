@@ -10,9 +10,18 @@ ARG GO_IMAGE=golang:1.26
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
 ENV CGO_ENABLED=0
-# Module downloads are cached in their own layer: they change less often than the code.
+# Modules and their compiled packages are cached in a layer of their own: they change less often
+# than the code, and the legacy builder has no cache mounts. Precompiling the packages the service
+# imports turns a code-only rebuild from about a minute into seconds; a package missing from this
+# list only makes the build below slower, never wrong.
 COPY go.mod go.sum ./
-RUN go mod download
+RUN go mod download \
+ && go build -trimpath std \
+      github.com/jackc/pgx/v5/pgxpool github.com/jackc/pgx/v5/stdlib \
+      github.com/labstack/echo/v4/middleware \
+      github.com/pressly/goose/v3/lock \
+      github.com/prometheus/client_golang/prometheus/collectors \
+      github.com/prometheus/client_golang/prometheus/promhttp
 COPY . .
 # Declared after the cached layers: a new version only re-runs the compile step.
 ARG APP_VERSION=dev
