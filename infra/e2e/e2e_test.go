@@ -54,6 +54,9 @@ func TestDeployLocal(t *testing.T) {
 	s, secrets := devStack(t, "l")
 	s.set("notes:replicas", "2")
 	s.set("notes:backups", "true")
+	// The load below comes from one address; keep Nginx's per-address write limit in the path
+	// but far above what 16 workers send, so a 429 can only mean a broken limiter config.
+	s.set("notes:rateLimit", "6000000")
 
 	s.run(15*time.Minute, "preview", "--suppress-progress")
 	s.up()
