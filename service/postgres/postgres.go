@@ -3,16 +3,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/notes-stack/notes/service/notes"
@@ -71,103 +68,11 @@ func scanNote(row pgx.CollectableRow) (notes.Note, error) {
 	return n, err
 }
 
-// Binary wire formats of the two non-text columns (PostgreSQL's int8send
-// and timestamptz_send), decoded the way pgx's codecs do.
-const (
-	microsecFromUnixEpochToY2K = 946_684_800 * 1_000_000
-	// Fast-path range for created_at: years 1 to 9999 in microseconds since
-	// 2000-01-01 (anything else, including ±infinity, goes through pgx).
-	minY2KMicros = -63_082_281_600 * 1_000_000   // 0001-01-01T00:00:00Z
-	maxY2KMicros = 252_455_616_000*1_000_000 - 1 // 9999-12-31T23:59:59.999999Z
-)
-
-// decodeNote decodes one row of noteColumns from its raw wire values
-// without pgx's per-value scan plans: the profile of GET /api/notes showed
-// four heap allocations per row (the Note escaping through Scan's []any and
-// one per string) and the scan-plan dispatch as 13% of the endpoint's CPU.
-// It returns ok=false when a value is not in the expected format (text
-// format, NULL, out-of-range or infinite timestamp); the caller then uses
-// scanNote, so behaviour, including errors, stays pgx's.
-func decodeNote(fds []pgconn.FieldDescription, raw [][]byte) (n notes.Note, ok bool) {
-	if len(fds) != 4 || len(raw) != 4 ||
-		fds[0].DataTypeOID != pgtype.Int8OID || fds[0].Format != pgtype.BinaryFormatCode || len(raw[0]) != 8 ||
-		fds[3].DataTypeOID != pgtype.TimestamptzOID || fds[3].Format != pgtype.BinaryFormatCode || len(raw[3]) != 8 ||
-		!isText(fds[1]) || !isText(fds[2]) || raw[1] == nil || raw[2] == nil {
-		return n, false
-	}
-	us := int64(binary.BigEndian.Uint64(raw[3]))
-	if us < minY2KMicros || us > maxY2KMicros {
-		return n, false
-	}
-	n.ID = int64(binary.BigEndian.Uint64(raw[0]))
-	// One allocation for both strings: title and body share a backing array.
-	tb := make([]byte, 0, len(raw[1])+len(raw[2]))
-	tb = append(append(tb, raw[1]...), raw[2]...)
-	s := unsafe.String(unsafe.SliceData(tb), len(tb))
-	n.Title, n.Body = s[:len(raw[1])], s[len(raw[1]):]
-	n.CreatedAt = time.Unix(
-		microsecFromUnixEpochToY2K/1_000_000+us/1_000_000,
-		(microsecFromUnixEpochToY2K%1_000_000*1_000)+(us%1_000_000*1_000),
-	)
-	return n, true
-}
-
-// isText reports whether a column is text or varchar, whose binary and text
-// wire formats are both the raw UTF-8 bytes (client_encoding is UTF8).
-func isText(fd pgconn.FieldDescription) bool {
-	return fd.DataTypeOID == pgtype.TextOID || fd.DataTypeOID == pgtype.VarcharOID
-}
-
-// nextNote reads the current row of rows.
-func nextNote(rows pgx.Rows) (notes.Note, error) {
-	if n, ok := decodeNote(rows.FieldDescriptions(), rows.RawValues()); ok {
-		return n, nil
-	}
-	return scanNote(rows)
-}
-
-// collectNotes reads all rows (at most capHint expected) like pgx.CollectRows.
-func collectNotes(rows pgx.Rows, capHint int) ([]notes.Note, error) {
-	defer rows.Close()
-	list := make([]notes.Note, 0, capHint)
-	for rows.Next() {
-		n, err := nextNote(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return list, nil
-}
-
-// collectOneNote reads exactly one row like pgx.CollectExactlyOneRow.
-func collectOneNote(rows pgx.Rows) (notes.Note, error) {
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return notes.Note{}, err
-		}
-		return notes.Note{}, pgx.ErrNoRows
-	}
-	n, err := nextNote(rows)
-	if err != nil {
-		return notes.Note{}, err
-	}
-	if rows.Next() {
-		return notes.Note{}, pgx.ErrTooManyRows
-	}
-	rows.Close()
-	return n, rows.Err()
-}
-
 // Create inserts a note and returns it as stored.
 func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, error) {
 	rows, _ := s.pool.Query(ctx,
 		"INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING "+noteColumns, title, body)
-	n, err := collectOneNote(rows)
+	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "create note")
 	}
@@ -177,7 +82,7 @@ func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, err
 // Get returns the note with id, or ENOTFOUND.
 func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
 	rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)
-	n, err := collectOneNote(rows)
+	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "get note")
 	}
@@ -203,7 +108,7 @@ func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes
 	} else {
 		rows, _ = s.pool.Query(ctx, ListAfterQuery, after.CreatedAt, after.ID, limit+1)
 	}
-	list, err := collectNotes(rows, limit+1)
+	list, err := pgx.CollectRows(rows, scanNote)
 	if err != nil {
 		return notes.Page{}, mapError(err, "list notes")
 	}
@@ -224,7 +129,7 @@ func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (notes.Note
 	rows, _ := s.pool.Query(ctx, `UPDATE notes
 		SET title = coalesce($2, title), body = coalesce($3, body)
 		WHERE id = $1 RETURNING `+noteColumns, id, p.Title, p.Body)
-	n, err := collectOneNote(rows)
+	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "update note")
 	}
