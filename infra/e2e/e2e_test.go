@@ -135,6 +135,12 @@ func TestDeployLocal(t *testing.T) {
 			t.Fatal("no POST was acknowledged during the deploy")
 		}
 		l.verifyAcked(t)
+		// Retried POSTs must not have stored a note twice.
+		dups := docker(t, "exec", s.output("databaseContainer"), "psql", "-X", "-U", "notes", "-d", "notes", "-At", "-c",
+			"SELECT title, count(*) FROM notes WHERE title LIKE 'load %' GROUP BY title HAVING count(*) > 1")
+		if dups != "" {
+			t.Errorf("notes stored more than once:\n%s", tail(dups, 20))
+		}
 		after := s.stringsOutput("replicaNames")
 		for _, old := range before {
 			for _, n := range after {

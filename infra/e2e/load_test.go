@@ -19,7 +19,8 @@ import (
 // API through nginx and records every failure and every acknowledged note.
 type load struct {
 	notesURL string // the collection, the stack's apiUrl output
-	client *http.Client
+	runID    string // makes titles and idempotency keys unique across runs
+	client   *http.Client
 
 	mu        sync.Mutex
 	latencies []time.Duration
@@ -35,6 +36,7 @@ type notePayload struct {
 func newLoad(notesURL string, concurrency int) *load {
 	return &load{
 		notesURL: notesURL,
+		runID:    fmt.Sprintf("%x", time.Now().UnixNano()),
 		client: &http.Client{
 			Timeout:   15 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency},
@@ -52,7 +54,7 @@ func (l *load) run(ctx context.Context, concurrency int) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				if i%4 == 0 {
-					l.post(ctx, fmt.Sprintf("load w%d n%d", w, i))
+					l.post(ctx, fmt.Sprintf("load %s w%d n%d", l.runID, w, i))
 				} else {
 					l.list(ctx)
 				}
@@ -102,6 +104,10 @@ func (l *load) post(ctx context.Context, title string) {
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodPost, l.notesURL, bytes.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
+	// A unique key per note makes the POST safe to retry, so Go's Transport resends it when Nginx
+	// closed the keep-alive connection under it (old workers do on reload); the service answers a
+	// replay with the first note's id instead of storing a second one.
+	req.Header.Set("Idempotency-Key", "e2e-"+title)
 	resp, err := l.client.Do(req)
 	if err != nil {
 		// A POST cut off by the end of the run is not a failure of the deploy; anything else is.
