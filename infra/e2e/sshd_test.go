@@ -50,6 +50,7 @@ func startSSHD(t *testing.T) *sshHost {
 	}
 	if _, err := user.Lookup(sshUser); err != nil {
 		run(t, "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "docker", sshUser)
+		t.Cleanup(func() { exec.Command("userdel", "--remove", sshUser).Run() })
 	}
 	// useradd leaves the account locked, and sshd without PAM refuses locked accounts even for keys.
 	run(t, "usermod", "-p", "*", sshUser)
@@ -59,9 +60,6 @@ func startSSHD(t *testing.T) *sshHost {
 	}
 
 	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	key := filepath.Join(dir, "id_ed25519")
 	hostKey := filepath.Join(dir, "host_ed25519")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
@@ -70,10 +68,17 @@ func startSSHD(t *testing.T) *sshHost {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authorized := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authorized, pub, 0o644); err != nil {
+	// sshd reads the keys as the user, so they live in the user's home, owned by the user.
+	sshDir := filepath.Join(u.HomeDir, ".ssh")
+	authorized := filepath.Join(sshDir, "authorized_keys")
+	if err := os.MkdirAll(sshDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "chown", "-R", u.Uid+":"+u.Gid, sshDir)
+	t.Cleanup(func() { os.Remove(authorized) })
 
 	port := freePort(t)
 	hostPub, err := os.ReadFile(hostKey + ".pub")
