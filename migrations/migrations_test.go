@@ -47,6 +47,17 @@ func tableExists(t *testing.T, pool *pgxpool.Pool, name string) bool {
 	return ok
 }
 
+func columnExists(t *testing.T, pool *pgxpool.Pool, table, column string) bool {
+	t.Helper()
+	var ok bool
+	if err := pool.QueryRow(context.Background(),
+		"SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = $1 AND column_name = $2)",
+		table, column).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
 func TestUpDownUp(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
@@ -59,8 +70,9 @@ func TestUpDownUp(t *testing.T) {
 	if len(res) < 2 {
 		t.Fatalf("applied %d migrations, want at least 2", len(res))
 	}
-	if !tableExists(t, pool, "notes") || !tableExists(t, pool, "notes_created_at_id_idx") {
-		t.Fatal("notes table or index missing after up")
+	if !tableExists(t, pool, "notes") || !tableExists(t, pool, "notes_created_at_id_idx") ||
+		!columnExists(t, pool, "notes", "idempotency_key") || !tableExists(t, pool, "notes_idempotency_key_idx") {
+		t.Fatal("notes table, column or index missing after up")
 	}
 	again, err := migrations.Up(ctx, db)
 	if err != nil || len(again) != 0 {
@@ -76,21 +88,59 @@ func TestUpDownUp(t *testing.T) {
 		}
 	}
 
-	if _, err := migrations.Down(ctx, db); err != nil {
-		t.Fatal(err)
+	// Down one file at a time; each step removes exactly what its file added.
+	steps := []struct {
+		version int64
+		gone    func() bool
+		kept    func() bool
+	}{
+		{3,
+			func() bool {
+				return !columnExists(t, pool, "notes", "idempotency_key") && !tableExists(t, pool, "notes_idempotency_key_idx")
+			},
+			func() bool { return tableExists(t, pool, "notes_created_at_id_idx") }},
+		{2,
+			func() bool { return !tableExists(t, pool, "notes_created_at_id_idx") },
+			func() bool { return tableExists(t, pool, "notes") }},
+		{1,
+			func() bool { return !tableExists(t, pool, "notes") },
+			func() bool { return true }},
 	}
-	if tableExists(t, pool, "notes_created_at_id_idx") {
-		t.Fatal("index still there after one down")
+	if len(steps) != len(st) {
+		t.Fatalf("test knows %d migrations, there are %d: add a step for the new file", len(steps), len(st))
 	}
-	if _, err := migrations.DownTo(ctx, db, 0); err != nil {
-		t.Fatal(err)
-	}
-	if tableExists(t, pool, "notes") {
-		t.Fatal("notes still there after down to 0")
+	for _, step := range steps {
+		r, err := migrations.Down(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Version != step.version || !step.gone() || !step.kept() {
+			t.Fatalf("down rolled back %d (want %d); removed: %v, rest intact: %v", r.Version, step.version, step.gone(), step.kept())
+		}
 	}
 	res2, err := migrations.Up(ctx, db)
 	if err != nil || len(res2) != len(res) {
 		t.Fatalf("up after down applied %d, err %v; want %d", len(res2), err, len(res))
+	}
+
+	// Every file's down and up again over a populated table, then all of
+	// them at once.
+	if _, err := pool.Exec(ctx, "INSERT INTO notes (title, idempotency_key) VALUES ('a', 'k'), ('b', NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	for v := int64(len(st)) - 1; v >= 1; v-- {
+		if _, err := migrations.DownTo(ctx, db, v); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := migrations.Up(ctx, db); err != nil {
+			t.Fatalf("up again above %d with data: %v", v, err)
+		}
+	}
+	if _, err := migrations.DownTo(ctx, db, 0); err != nil {
+		t.Fatal(err)
+	}
+	if res3, err := migrations.Up(ctx, db); err != nil || len(res3) != len(res) {
+		t.Fatalf("final up applied %d, err %v", len(res3), err)
 	}
 }
 
@@ -123,6 +173,36 @@ func TestSchemaConstraints(t *testing.T) {
 			}
 		})
 	}
+	// Idempotency keys: the previous release's insert (no key) still works,
+	// any number of NULLs, unique non-NULL keys of 1 to 255 characters.
+	keyTests := []struct {
+		name string
+		sql  string
+		code string
+	}{
+		{"old release insert", "INSERT INTO notes (title, body) VALUES ('old', 'x') RETURNING id, title, body, created_at", ""},
+		{"two NULL keys", "INSERT INTO notes (title, idempotency_key) VALUES ('n1', NULL), ('n2', NULL)", ""},
+		{"key", "INSERT INTO notes (title, idempotency_key) VALUES ('k', 'key-1')", ""},
+		{"255 chars", "INSERT INTO notes (title, idempotency_key) VALUES ('k', repeat('k', 255))", ""},
+		{"duplicate key", "INSERT INTO notes (title, idempotency_key) VALUES ('k', 'key-1')", "23505"},
+		{"empty key", "INSERT INTO notes (title, idempotency_key) VALUES ('k', '')", "23514"},
+		{"256 chars", "INSERT INTO notes (title, idempotency_key) VALUES ('k', repeat('k', 256))", "23514"},
+		{"on conflict infers the partial index",
+			"INSERT INTO notes (title, idempotency_key) VALUES ('k', 'key-1') ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING", ""},
+	}
+	for _, tc := range keyTests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pool.Exec(ctx, tc.sql)
+			var pgErr *pgconn.PgError
+			switch {
+			case tc.code == "" && err != nil:
+				t.Fatalf("failed: %v", err)
+			case tc.code != "" && (!errors.As(err, &pgErr) || pgErr.Code != tc.code):
+				t.Fatalf("err = %v, want SQLSTATE %s", err, tc.code)
+			}
+		})
+	}
+
 	// The keyset query walks the index instead of sorting the table.
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -223,6 +303,9 @@ func TestEnsureAppRole(t *testing.T) {
 
 	allowed := []string{
 		"INSERT INTO notes (title, body) VALUES ('t', 'b')",
+		"INSERT INTO notes (title, body, idempotency_key) VALUES ('t', 'b', 'k') ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
+		"INSERT INTO notes (title, body, idempotency_key) VALUES ('t', 'b', 'k') ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
+		"SELECT id, title, body, created_at FROM notes WHERE idempotency_key = 'k'",
 		"SELECT count(*) FROM notes",
 		"UPDATE notes SET body = 'x'",
 		"DELETE FROM notes",

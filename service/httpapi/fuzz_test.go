@@ -10,8 +10,11 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzCreateNote posts arbitrary bodies: the answer is never a 5xx, and a
-// note acknowledged with 201 reads back exactly as the request meant it.
+// FuzzCreateNote posts arbitrary bodies, with or without an arbitrary
+// Idempotency-Key: the answer is never a 5xx, a note acknowledged with 201
+// reads back exactly as the request meant it, its key is a valid one (the
+// header value itself unless quoted), and sending the same request again
+// replays the same answer.
 //
 //	go test ./service/httpapi -run '^$' -fuzz '^FuzzCreateNote$' -fuzztime 20s
 func FuzzCreateNote(f *testing.F) {
@@ -33,20 +36,39 @@ func FuzzCreateNote(f *testing.F) {
 		`{"title":"x","title":"y"}`,
 		`{"Title":"case"}`,
 	}
-	for _, s := range seeds {
-		f.Add([]byte(s))
+	keys := []string{"", "k", `"quoted"`, `"a\"b"`, strings.Repeat("k", 256), "a b", "\x00", "é"}
+	for i, s := range seeds {
+		f.Add([]byte(s), false, "")
+		f.Add([]byte(s), true, keys[i%len(keys)])
 	}
 	e := newEnv(f)
-	f.Fuzz(func(t *testing.T, body []byte) {
+	post := func(body []byte, hasKey bool, key string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", "/api/notes", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		if hasKey {
+			req.Header.Set("Idempotency-Key", key)
+		}
 		rec := httptest.NewRecorder()
 		e.e.ServeHTTP(rec, req)
+		return rec
+	}
+	f.Fuzz(func(t *testing.T, body []byte, hasKey bool, key string) {
+		rec := post(body, hasKey, key)
 		if rec.Code >= 500 {
-			t.Fatalf("POST %q = %d %s", body, rec.Code, rec.Body)
+			t.Fatalf("POST %q (key %v %q) = %d %s", body, hasKey, key, rec.Code, rec.Body)
 		}
 		if rec.Code != http.StatusCreated {
 			return
+		}
+		if hasKey {
+			checkStoredKey(t, e, rec.Header().Get("Location"), key)
+			again := post(body, hasKey, key)
+			if again.Code != http.StatusCreated || again.Body.String() != rec.Body.String() ||
+				again.Header().Get("Location") != rec.Header().Get("Location") || again.Header().Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("retry of %q (key %q) = %d %s %v; first %s", body, key, again.Code, again.Body, again.Header(), rec.Body)
+			}
+		} else if rec.Header().Get("Idempotent-Replayed") != "" {
+			t.Fatalf("Idempotent-Replayed without a key")
 		}
 		// What the client meant, decoded the standard way.
 		var in struct {
@@ -80,4 +102,22 @@ func FuzzCreateNote(f *testing.F) {
 			t.Fatalf("stored %q/%q, acknowledged %q/%q for %q", got.Title, got.Body, wantTitle, wantBody, body)
 		}
 	})
+}
+
+// checkStoredKey asserts that the note at location has a valid key, and that
+// it is the header value itself when that was sent unquoted.
+func checkStoredKey(t *testing.T, e *env, location, header string) {
+	t.Helper()
+	var stored string
+	err := e.pool.QueryRow(t.Context(), "SELECT idempotency_key FROM notes WHERE id = $1",
+		strings.TrimPrefix(location, "/api/notes/")).Scan(&stored)
+	if err != nil {
+		t.Fatalf("key of %s: %v", location, err)
+	}
+	if len(stored) < 1 || len(stored) > 255 || strings.IndexFunc(stored, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		t.Fatalf("stored key %q for header %q", stored, header)
+	}
+	if !strings.HasPrefix(header, `"`) && stored != header {
+		t.Fatalf("stored key %q, header %q", stored, header)
+	}
 }

@@ -95,6 +95,10 @@ func (s *server) handleCreateNote() echo.HandlerFunc {
 		ID int64 `json:"id"`
 	}
 	return func(c echo.Context) error {
+		key, hasKey, err := idempotencyKey(c.Request().Header)
+		if err != nil {
+			return err
+		}
 		var req noteRequest
 		if err := s.decodeJSON(c, &req); err != nil {
 			return err
@@ -103,7 +107,20 @@ func (s *server) handleCreateNote() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		n, err := s.store.Create(c.Request().Context(), title, body)
+		var n notes.Note
+		if !hasKey {
+			n, err = s.store.Create(c.Request().Context(), title, body)
+		} else {
+			var created bool
+			n, created, err = s.store.CreateIdempotent(c.Request().Context(), key, title, body)
+			if err == nil && !created {
+				// A retry: answer as the first time if it is the same request.
+				if n.Title != title || n.Body != body {
+					return errIdempotencyKeyReused
+				}
+				c.Response().Header().Set(headerIdempotentReplayed, "true")
+			}
+		}
 		if err != nil {
 			return err
 		}

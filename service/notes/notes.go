@@ -21,6 +21,10 @@ const MaxTitleChars = 160
 // DefaultTitle replaces a missing, empty or all-whitespace title.
 const DefaultTitle = "Untitled"
 
+// MaxIdempotencyKeyLen is the longest idempotency key, in bytes (keys are
+// visible ASCII). The column's CHECK enforces the same limit.
+const MaxIdempotencyKeyLen = 255
+
 // List limits.
 const (
 	DefaultLimit = 50
@@ -204,6 +208,12 @@ type Page struct {
 // rejects and EUNAVAILABLE when the database cannot be reached.
 type Store interface {
 	Create(ctx context.Context, title, body string) (Note, error)
+	// CreateIdempotent is Create under an idempotency key. When a note with
+	// key already exists it inserts nothing and returns that note as stored
+	// (whatever its title and body) with created false; comparing them with
+	// the request is the caller's job. Concurrent calls with one key create
+	// one note and all return it. A key is freed when its note is deleted.
+	CreateIdempotent(ctx context.Context, key, title, body string) (n Note, created bool, err error)
 	Get(ctx context.Context, id int64) (Note, error)
 	List(ctx context.Context, after *Cursor, limit int) (Page, error)
 	Update(ctx context.Context, id int64, p Patch) (Note, error)

@@ -79,6 +79,46 @@ func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, err
 	return n, nil
 }
 
+// insertIdempotentQuery inserts unless the key is taken. The conflict target
+// names the partial unique index's column and predicate so Postgres infers
+// it; DO NOTHING needs only the INSERT privilege.
+const insertIdempotentQuery = `INSERT INTO notes (title, body, idempotency_key) VALUES ($1, $2, $3)
+	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+	RETURNING ` + noteColumns
+
+const getByKeyQuery = "SELECT " + noteColumns + " FROM notes WHERE idempotency_key = $1"
+
+// CreateIdempotent inserts a note under key, or returns the note that
+// already has key with created false.
+//
+// The unique index serialises concurrent inserts with one key: the second
+// waits for the first to commit and then does nothing. Its own snapshot
+// cannot see the winner, which is why the read is a separate statement
+// rather than a CTE. If the winner is deleted between the two statements
+// the key is free again and the insert is retried.
+func (s *Store) CreateIdempotent(ctx context.Context, key, title, body string) (notes.Note, bool, error) {
+	for range 3 {
+		rows, _ := s.pool.Query(ctx, insertIdempotentQuery, title, body, key)
+		n, err := pgx.CollectExactlyOneRow(rows, scanNote)
+		if err == nil {
+			return n, true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return notes.Note{}, false, mapError(err, "create note")
+		}
+		rows, _ = s.pool.Query(ctx, getByKeyQuery, key)
+		n, err = pgx.CollectExactlyOneRow(rows, scanNote)
+		if err == nil {
+			return n, false, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return notes.Note{}, false, mapError(err, "get note by idempotency key")
+		}
+	}
+	return notes.Note{}, false, &notes.Error{Code: notes.EUNAVAILABLE, Message: "database unavailable",
+		Err: errors.New("create note: idempotency key kept conflicting with a note that was being deleted")}
+}
+
 // Get returns the note with id, or ENOTFOUND.
 func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
 	rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,5 +135,73 @@ func TestUnavailable(t *testing.T) {
 	}
 	if _, err := s.Create(context.Background(), "t", ""); notes.ErrorCode(err) != notes.EUNAVAILABLE {
 		t.Errorf("Create = %v", err)
+	}
+}
+
+func TestCreateIdempotent(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	ctx := context.Background()
+	n, created, err := s.CreateIdempotent(ctx, "key", "t", "b")
+	if err != nil || !created || n.ID == 0 || n.Title != "t" || n.Body != "b" {
+		t.Fatalf("CreateIdempotent = %+v, %v, %v", n, created, err)
+	}
+	// The same key returns the stored note, whatever the new payload is.
+	again, created, err := s.CreateIdempotent(ctx, "key", "other", "payload")
+	if err != nil || created || again != n {
+		t.Fatalf("second CreateIdempotent = %+v, %v, %v; want %+v, false", again, created, err, n)
+	}
+	// Keys and plain creates do not interfere.
+	plain, err := s.Create(ctx, "t", "b")
+	if err != nil || plain.ID == n.ID {
+		t.Fatalf("Create = %+v, %v", plain, err)
+	}
+	// Deleting the note frees the key.
+	if err := s.Delete(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	fresh, created, err := s.CreateIdempotent(ctx, "key", "t", "b")
+	if err != nil || !created || fresh.ID == n.ID {
+		t.Fatalf("after delete = %+v, %v, %v", fresh, created, err)
+	}
+	// The column's CHECK backs the API's length rule.
+	if _, _, err := s.CreateIdempotent(ctx, strings.Repeat("k", 256), "t", ""); notes.ErrorCode(err) != notes.EUNPROCESS {
+		t.Errorf("256-byte key: %v", err)
+	}
+	if _, _, err := s.CreateIdempotent(ctx, "", "t", ""); notes.ErrorCode(err) != notes.EUNPROCESS {
+		t.Errorf("empty key: %v", err)
+	}
+	if _, _, err := s.CreateIdempotent(ctx, "k2", strings.Repeat("x", 161), ""); notes.ErrorCode(err) != notes.EUNPROCESS {
+		t.Errorf("overlong title: %v", err)
+	}
+
+	// Concurrent calls with one key: one row, one id for all, one "created".
+	const workers = 8
+	var wg sync.WaitGroup
+	ids := make([]int64, workers)
+	createdBy := make([]bool, workers)
+	errs := make([]error, workers)
+	start := make(chan struct{})
+	for i := range workers {
+		wg.Go(func() {
+			<-start
+			n, c, err := s.CreateIdempotent(ctx, "concurrent", "t", "b")
+			ids[i], createdBy[i], errs[i] = n.ID, c, err
+		})
+	}
+	close(start)
+	wg.Wait()
+	creators := 0
+	for i := range workers {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("worker %d: id %d (first %d), %v", i, ids[i], ids[0], errs[i])
+		}
+		if createdBy[i] {
+			creators++
+		}
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM notes WHERE idempotency_key = 'concurrent'").Scan(&rows); err != nil || rows != 1 || creators != 1 {
+		t.Errorf("rows %d, creators %d, err %v; want 1 and 1", rows, creators, err)
 	}
 }
