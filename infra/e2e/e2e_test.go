@@ -100,11 +100,8 @@ func TestDeployLocal(t *testing.T) {
 	})
 
 	t.Run("state holds no secret in clear", func(t *testing.T) {
-		state := s.run(time.Minute, "stack", "export")
-		for _, secret := range secrets {
-			if strings.Contains(state, secret) {
-				t.Errorf("exported state contains a password in clear")
-			}
+		if state := s.run(time.Minute, "stack", "export"); containsAny(state, secrets) {
+			t.Errorf("exported state contains a password in clear")
 		}
 		checkNoSecretInFiles(t, filepath.Dir(s.configFile), secrets)
 	})
@@ -158,17 +155,43 @@ func TestDeployLocal(t *testing.T) {
 	s.destroy()
 }
 
+// TestDeploySSH deploys over ssh:// with the bootstrap step, and with TLS from certificates given
+// as Pulumi secrets (tls: provided), the mode for users who bring their own certificates.
 func TestDeploySSH(t *testing.T) {
 	h := startSSHD(t)
-	s, _ := devStack(t, "s")
+	s, secrets := devStack(t, "s")
 	s.set("notes:dockerHost", h.dockerHost())
 	s.setList("notes:sshOpts", h.SSHOpts)
 	s.set("notes:bootstrap", "true")
+	s.set("notes:backups", "false")
+	const domain = "notes.test"
+	cert := newTestCert(t, domain)
+	httpsPort := freePort(t)
+	s.set("notes:tls", "provided")
+	s.set("notes:domain", domain)
+	s.set("notes:httpsPort", strconv.Itoa(httpsPort))
+	s.setSecret("notes:tlsCert", cert.CertPEM)
+	s.setSecret("notes:tlsKey", cert.KeyPEM)
+	secrets = append(secrets, strings.Split(strings.TrimSpace(cert.KeyPEM), "\n")[1])
 	s.up()
-	client := &http.Client{Timeout: 10 * time.Second}
-	expectStatus(t, client, s.output("healthUrl"), http.StatusOK)
+
+	base := s.output("url")
+	if want := fmt.Sprintf("https://%s:%d", domain, httpsPort); base != want {
+		t.Fatalf("url = %q, want %q", base, want)
+	}
+	resp := expectStatus(t, cert.Client, s.output("healthUrl"), http.StatusOK)
+	if resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("HTTPS response without Strict-Transport-Security")
+	}
+	httpURL := fmt.Sprintf("http://%s:%s/api/notes", domain, s.get("notes:httpPort"))
+	redirect := expectStatus(t, cert.Client, httpURL, http.StatusPermanentRedirect)
+	if loc := redirect.Header.Get("Location"); !strings.HasPrefix(loc, base+"/api/notes") {
+		t.Errorf("port 80 redirects %s to %q, want %s/api/notes", httpURL, loc, base)
+	}
+
 	l := newLoad(s.output("apiUrl"), 1)
-	l.post(context.Background(), "over ssh")
+	l.client = cert.Client
+	l.post(context.Background(), "over ssh and tls")
 	if len(l.failures) > 0 || len(l.acked) != 1 {
 		t.Fatalf("creating a note over the SSH-deployed stack: %v", l.failures)
 	}
@@ -176,12 +199,24 @@ func TestDeploySSH(t *testing.T) {
 	for _, name := range s.stringsOutput("replicaNames") {
 		checkHardened(t, name)
 	}
+	if state := s.run(time.Minute, "stack", "export"); containsAny(state, secrets) {
+		t.Error("exported state contains a password or the TLS key in clear")
+	}
 	// The bootstrap must find Docker installed and leave it alone: a second up is a no-op.
 	s.up("--expect-no-changes")
 	s.destroy()
 }
 
-func expectStatus(t *testing.T, c *http.Client, url string, want int) {
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func expectStatus(t *testing.T, c *http.Client, url string, want int) *http.Response {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -192,6 +227,7 @@ func expectStatus(t *testing.T, c *http.Client, url string, want int) {
 	if resp.StatusCode != want {
 		t.Fatalf("GET %s: status %d, want %d: %s", url, resp.StatusCode, want, body)
 	}
+	return resp
 }
 
 // checkHardened inspects a replica: non-root, read-only root filesystem, no capabilities,

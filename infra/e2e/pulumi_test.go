@@ -151,6 +151,11 @@ func (s *stack) set(key, value string) {
 	s.run(time.Minute, "config", "set", key, "--", value)
 }
 
+func (s *stack) get(key string) string {
+	s.t.Helper()
+	return strings.TrimSpace(s.run(time.Minute, "config", "get", key))
+}
+
 func (s *stack) setSecret(key, value string) {
 	s.t.Helper()
 	if out, err := s.try(time.Minute, value, "config", "set", "--secret", key); err != nil {
