@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func (l *load) post(ctx context.Context, title string) {
 	// A unique key per note makes the POST safe to retry, so Go's Transport resends it when Nginx
 	// closed the keep-alive connection under it (old workers do on reload); the service answers a
 	// replay with the first note's id instead of storing a second one.
-	req.Header.Set("Idempotency-Key", "e2e-"+title)
+	req.Header.Set("Idempotency-Key", "e2e-"+strings.ReplaceAll(title, " ", "_"))
 	resp, err := l.client.Do(req)
 	if err != nil {
 		// A POST cut off by the end of the run is not a failure of the deploy; anything else is.
