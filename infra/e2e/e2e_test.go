@@ -113,11 +113,13 @@ func TestDeployLocal(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { l.run(ctx, 16); close(done) }()
+		loadStart := time.Now()
 		time.Sleep(5 * time.Second)
 		start := time.Now()
 		s.up()
 		deploy := time.Since(start)
-		time.Sleep(5 * time.Second)
+		// At least 60 s of load in all, and 5 s of it after the deploy.
+		time.Sleep(max(5*time.Second, time.Minute-time.Since(loadStart)))
 		cancel()
 		<-done
 		l.report(t, fmt.Sprintf("redeploy (pulumi up %v)", deploy.Round(time.Second)))

@@ -27,6 +27,7 @@ type load struct {
 	latencies []time.Duration
 	failures  []string
 	acked     map[int64]notePayload
+	replayed  int // POSTs answered as a replay of an earlier attempt (Idempotent-Replayed)
 }
 
 type notePayload struct {
@@ -133,6 +134,9 @@ func (l *load) post(ctx context.Context, title string) {
 		l.record(start, "")
 		l.mu.Lock()
 		l.acked[created.ID] = note
+		if resp.Header.Get("Idempotent-Replayed") == "true" {
+			l.replayed++
+		}
 		l.mu.Unlock()
 	}
 }
@@ -150,8 +154,8 @@ func (l *load) report(t *testing.T, label string) {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	t.Logf("%s: %d requests, %d failed, %d notes acknowledged; latency p50 %v p99 %v max %v",
-		label, len(lat), len(l.failures), len(l.acked), pct(0.50), pct(0.99), pct(1))
+	t.Logf("%s: %d requests, %d failed, %d notes acknowledged (%d after a retry); latency p50 %v p99 %v max %v",
+		label, len(lat), len(l.failures), len(l.acked), l.replayed, pct(0.50), pct(0.99), pct(1))
 }
 
 // verifyAcked reads every acknowledged note back and compares it with what was sent.
