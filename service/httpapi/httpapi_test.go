@@ -157,10 +157,24 @@ func TestBasicEndpoints(t *testing.T) {
 			t.Errorf("GET %s = %d %s; want %d containing %s", tc.path, r.status, r.body, tc.status, tc.want)
 		}
 	}
+	// Clients choose the method token: unknown ones share one label value, so
+	// they cannot grow the metrics without bound.
+	for _, m := range []string{"FOO", "BAR123"} {
+		e.do(t, m, "/healthz", "", nil)
+	}
 	r := e.do(t, "GET", "/metrics", "", nil)
-	for _, want := range []string{`http_requests_total{method="GET",route="/healthz",status="200"} 1`, "http_request_duration_seconds_bucket"} {
+	for _, want := range []string{
+		`http_requests_total{method="GET",route="/healthz",status="200"} 1`,
+		`http_requests_total{method="OTHER",route="/healthz",status="405"} 2`,
+		"http_request_duration_seconds_bucket",
+	} {
 		if !strings.Contains(string(r.body), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, leaked := range []string{`method="FOO"`, `method="BAR123"`} {
+		if strings.Contains(string(r.body), leaked) {
+			t.Errorf("/metrics has a series for %s", leaked)
 		}
 	}
 }

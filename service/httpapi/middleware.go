@@ -89,17 +89,19 @@ type httpMetrics struct {
 	latency  *prometheus.HistogramVec
 	// series caches the counter and histogram of each label combination:
 	// WithLabelValues hashes and compares the labels and formats the status
-	// on every call. Only standard methods are cached, so the cache stays
-	// bounded whatever methods clients send.
+	// on every call. Routes and methods come from fixed sets (metricMethod),
+	// so the cache and the series stay bounded whatever clients send.
 	series sync.Map // seriesKey -> *series
 }
 
-func standardMethod(m string) bool {
+// metricMethod is the method label: a client can send any token as the
+// method, so anything but the standard methods counts as OTHER.
+func metricMethod(m string) string {
 	switch m {
 	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
-		return true
+		return m
 	}
-	return false
+	return "OTHER"
 }
 
 type seriesKey struct {
@@ -113,12 +115,7 @@ type series struct {
 }
 
 func (m *httpMetrics) observe(route, method string, status int, elapsed time.Duration) {
-	if !standardMethod(method) {
-		code := strconv.Itoa(status)
-		m.requests.WithLabelValues(route, method, code).Inc()
-		m.latency.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
-		return
-	}
+	method = metricMethod(method)
 	k := seriesKey{route, method, status}
 	v, ok := m.series.Load(k)
 	if !ok {
