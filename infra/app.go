@@ -216,7 +216,9 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 			DestroyGraceSeconds: pulumi.Int(cfg.StopGrace()),
 			Labels: append(containerLabels(cfg, "app", "org.opencontainers.image.version", cfg.AppVersion),
 				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.migration"), Value: migrated}),
-		}), pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete)
+		}), pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete,
+			// Retire (retire.go) stops old replicas once Nginx no longer routes to them.
+			pulumi.RetainOnDelete(true))
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -13,6 +14,7 @@ type Stack struct {
 	Proxy    *Proxy
 	Backups  *Backups // nil unless backups=true
 	Smoke    *Smoke   // nil unless smokeCheck=true
+	Retire   *local.Command
 }
 
 // NewStack creates every component and exports the stack outputs.
@@ -46,6 +48,13 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		if s.Smoke, err = NewSmoke(ctx, cfg, s.Host, s.App, s.Proxy, after); err != nil {
 			return nil, err
 		}
+	}
+	live := []pulumi.Resource{s.Proxy.Config}
+	if s.Smoke != nil {
+		live = append(live, s.Smoke)
+	}
+	if s.Retire, err = NewRetire(ctx, cfg, s.Host, s.App, live); err != nil {
+		return nil, err
 	}
 
 	base := cfg.BaseURL()
