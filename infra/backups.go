@@ -3,6 +3,9 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"net/url"
+	"sort"
+	"strings"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -17,6 +20,10 @@ const BackupCommand = "/usr/local/bin/notes-backup"
 // Backups is a container (Postgres image, for pg_dump/pg_restore) that dumps the database every
 // backupInterval into the backups volume and keeps the backupRetention newest dumps. Run
 // `docker exec <container> notes-backup now|list|restore FILE` for manual backups and restores.
+//
+// The connection reaches pg_dump/pg_restore through libpq's PG* environment variables (built from
+// the owner URL), never through their argv: a --dbname=postgres://owner:password@... argument is
+// readable by every user of the host in `ps`. PGPASSWORD is a secret input (encrypted in state).
 type Backups struct {
 	pulumi.ResourceState
 
@@ -43,12 +50,20 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 		}
 		image = img.ImageId
 	}
+	conn := newPGConn(db.OwnerURL)
 	c, err := docker.NewContainer(ctx, name+"-container", &docker.ContainerArgs{
 		Name:        pulumi.String(cfg.Name("backup")),
 		Image:       image,
 		Entrypoints: pulumi.ToStringArray([]string{"/bin/sh", BackupCommand, "loop"}),
 		Envs: pulumi.StringArray{
-			pulumi.Sprintf("DATABASE_URL=%s", db.OwnerURL),
+			conn.env("PGHOST"),
+			conn.env("PGPORT"),
+			conn.env("PGUSER"),
+			conn.env("PGDATABASE"),
+			conn.env("PGSSLMODE"),
+			conn.env("PGCONNECT_TIMEOUT"),
+			conn.env("PGAPPNAME"),
+			conn.password(),
 			pulumi.String("BACKUP_DIR=/backups"),
 			pulumi.String(fmt.Sprintf("BACKUP_INTERVAL=%d", int(cfg.BackupInterval.Seconds()))),
 			pulumi.String(fmt.Sprintf("BACKUP_RETENTION=%d", cfg.BackupKeep)),
@@ -80,4 +95,89 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 		return nil, err
 	}
 	return b, nil
+}
+
+// pgConn is a postgres:// URL split into libpq environment variables.
+type pgConn struct {
+	params pulumi.StringMapOutput // secret: holds PGPASSWORD
+}
+
+func newPGConn(ownerURL pulumi.StringOutput) pgConn {
+	return pgConn{params: ownerURL.ApplyT(pgEnv).(pulumi.StringMapOutput)}
+}
+
+// env is NAME=value for a connection parameter other than the password; not secret.
+func (c pgConn) env(name string) pulumi.StringOutput {
+	v := c.params.MapIndex(pulumi.String(name))
+	return pulumi.Unsecret(pulumi.Sprintf("%s=%s", name, v)).(pulumi.StringOutput)
+}
+
+// password is PGPASSWORD=..., always secret.
+func (c pgConn) password() pulumi.StringOutput {
+	v := c.params.MapIndex(pulumi.String("PGPASSWORD"))
+	return pulumi.ToSecret(pulumi.Sprintf("PGPASSWORD=%s", v)).(pulumi.StringOutput)
+}
+
+// pgURLParams maps the query parameters of a connection URL the backup container supports to
+// their libpq environment variables, with the value used when the URL does not set them (libpq's
+// own default, except the application name).
+var pgURLParams = map[string]struct{ env, def string }{
+	"sslmode":          {"PGSSLMODE", "prefer"},
+	"connect_timeout":  {"PGCONNECT_TIMEOUT", "0"},
+	"application_name": {"PGAPPNAME", "notes-backup"},
+}
+
+// pgEnv splits a postgres://user:password@host:port/db?sslmode=... URL into PGHOST, PGPORT,
+// PGUSER, PGDATABASE, PGPASSWORD and the variables of pgURLParams. Errors never echo the URL (it
+// holds a password).
+func pgEnv(raw string) (map[string]string, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("backups: the owner connection URL (notes:databaseUrl) %s", why)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Hostname() == "" {
+		return nil, bad("must be a postgres://user:password@host:port/db URL")
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return nil, bad("has no user name")
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	if db == "" || strings.Contains(db, "/") {
+		return nil, bad("must name one database in its path")
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	pw, _ := u.User.Password()
+	env := map[string]string{
+		"PGHOST":     u.Hostname(),
+		"PGPORT":     port,
+		"PGUSER":     u.User.Username(),
+		"PGDATABASE": db,
+		"PGPASSWORD": pw,
+	}
+	q := u.Query()
+	var unsupported []string
+	for k := range q {
+		if _, ok := pgURLParams[k]; !ok {
+			unsupported = append(unsupported, k)
+		}
+	}
+	if len(unsupported) > 0 {
+		sort.Strings(unsupported)
+		return nil, bad(fmt.Sprintf("has query parameters the backup container does not support: %s (supported: application_name, connect_timeout, sslmode)", strings.Join(unsupported, ", ")))
+	}
+	for k, p := range pgURLParams {
+		env[p.env] = p.def
+		if v := q.Get(k); v != "" {
+			env[p.env] = v
+		}
+	}
+	for k, v := range env {
+		if strings.ContainsAny(v, "\x00\n") {
+			return nil, bad(fmt.Sprintf("has a control character in %s", k))
+		}
+	}
+	return env, nil
 }
