@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -104,7 +105,6 @@ const (
 
 var (
 	imageRefRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]*$`)
-	domainRE   = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
 	versionRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
 	cpusRE     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 )
@@ -204,8 +204,8 @@ func (c *Config) Validate() error {
 	switch h := c.DockerHost; {
 	case strings.HasPrefix(h, "unix:///"):
 	case strings.HasPrefix(h, "tcp://"):
-		if _, err := url.Parse(h); err != nil {
-			add("dockerHost", "invalid tcp:// URL: %v", err)
+		if err := validTCPHost(h); err != nil {
+			add("dockerHost", "%v", err)
 		}
 	case strings.HasPrefix(h, "ssh://"):
 		if _, err := ParseSSH(h); err != nil {
@@ -282,12 +282,14 @@ func (c *Config) Validate() error {
 	default:
 		add("tls", "%q must be off, provided or acme", c.TLS)
 	}
-	if c.Domain != "" && !domainRE.MatchString(c.Domain) {
-		add("domain", "%q is not a DNS name", c.Domain)
+	if c.Domain != "" && !validDNSName(c.Domain, 2) {
+		add("domain", "%q is not a DNS name (labels of [A-Za-z0-9-] not starting or ending with '-', at least two labels, 253 characters at most)", c.Domain)
 	}
 	if c.TLS == TLSACME {
-		if c.ACMEEmail == "" || !strings.Contains(c.ACMEEmail, "@") {
+		if c.ACMEEmail == "" {
 			add("acmeEmail", "a contact e-mail address is required with tls=acme")
+		} else if err := validACMEEmail(c.ACMEEmail); err != nil {
+			add("acmeEmail", "%v", err)
 		}
 		if c.HTTPPort != 80 {
 			add("httpPort", "must be 80 with tls=acme (the HTTP-01 challenge is served on port 80), got %d", c.HTTPPort)
@@ -392,27 +394,106 @@ type SSHTarget struct {
 	Port int
 }
 
-// ParseSSH parses ssh://[user@]host[:port].
+// ParseSSH parses ssh://[user@]host[:port]. The user must be [A-Za-z0-9._-] not starting with
+// '-', the host a DNS name or an IP literal (IPv6 in brackets), the port 1-65535: none of them
+// can then be read as an ssh option or carry shell syntax.
 func ParseSSH(h string) (SSHTarget, error) {
 	u, err := url.Parse(h)
-	if err != nil || u.Scheme != "ssh" || u.Hostname() == "" {
+	if err != nil || u.Scheme != "ssh" || u.Hostname() == "" || u.Opaque != "" {
 		return SSHTarget{}, fmt.Errorf("%q must look like ssh://user@host[:port]", h)
 	}
-	if u.Path != "" && u.Path != "/" {
-		return SSHTarget{}, fmt.Errorf("%q: ssh:// host must not have a path", h)
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return SSHTarget{}, fmt.Errorf("%q: ssh:// host must not have a path, query or fragment", h)
 	}
 	if _, set := u.User.Password(); set {
 		return SSHTarget{}, fmt.Errorf("%q: no password in the URL; use an SSH key (notes:sshOpts -i KEY or ssh-agent)", h)
 	}
 	t := SSHTarget{User: u.User.Username(), Host: u.Hostname(), Port: 22}
+	if u.User != nil && !sshUserRE.MatchString(t.User) {
+		return SSHTarget{}, fmt.Errorf("%q: invalid user %q (letters, digits, '.', '_', '-', not starting with '-')", h, t.User)
+	}
+	if err := validHost(t.Host); err != nil {
+		return SSHTarget{}, fmt.Errorf("%q: %v", h, err)
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return SSHTarget{}, fmt.Errorf("%q: invalid port", h)
+	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return SSHTarget{}, fmt.Errorf("%q: invalid port", h)
+		if err != nil || n < 1 || n > 65535 || p[0] == '0' {
+			return SSHTarget{}, fmt.Errorf("%q: invalid port %q (1-65535)", h, p)
 		}
 		t.Port = n
 	}
 	return t, nil
+}
+
+var sshUserRE = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]*$`)
+
+// validHost accepts an IP literal or a DNS name (one label or more).
+func validHost(h string) error {
+	if ip := net.ParseIP(h); ip != nil {
+		return nil
+	}
+	if !validDNSName(h, 1) {
+		return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
+	}
+	return nil
+}
+
+// validDNSName reports whether s is a DNS name of at least minLabels labels: labels of 1-63
+// characters [A-Za-z0-9-] that neither start nor end with '-', 253 characters in all, no
+// trailing dot.
+func validDNSName(s string, minLabels int) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < minLabels {
+		return false
+	}
+	for _, l := range labels {
+		if !dnsLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+var dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// validACMEEmail checks that s is a bare e-mail address (no display name, no angle brackets,
+// exactly as net/mail reads it) whose domain is a DNS name with at least two labels.
+func validACMEEmail(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an e-mail address: %v", s, err)
+	}
+	if a.Name != "" || a.Address != s {
+		return fmt.Errorf("%q must be a bare address such as admin@example.com (no display name or <>)", s)
+	}
+	at := strings.LastIndex(s, "@")
+	if !validDNSName(s[at+1:], 2) {
+		return fmt.Errorf("%q: domain %q is not a DNS name", s, s[at+1:])
+	}
+	return nil
+}
+
+// validTCPHost checks a tcp://host:port Docker host: host a DNS name or IP literal, port 1-65535.
+func validTCPHost(h string) error {
+	u, err := url.Parse(h)
+	if err != nil || u.Hostname() == "" || u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must look like tcp://host:port", h)
+	}
+	if err := validHost(u.Hostname()); err != nil {
+		return fmt.Errorf("%q: %v", h, err)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
+			return fmt.Errorf("%q: invalid port %q (1-65535)", h, p)
+		}
+	}
+	return nil
 }
 
 // reader collects parse errors that name the key.

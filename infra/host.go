@@ -76,16 +76,16 @@ func (c *Config) providerSSHOpts() []string {
 }
 
 // sshCommand is a local shell command line that runs remote (a shell command line) on the
-// ssh:// host with the configured options.
+// ssh:// host with the configured options. User, port and host are passed as `-l user -p port
+// -- host`, so none of them can be read as an ssh option (ParseSSH also refuses a user or host
+// starting with '-').
 func (h *Host) sshCommand(t SSHTarget, remote string) string {
 	args := []string{"ssh"}
 	args = append(args, h.cfg.providerSSHOpts()...)
-	args = append(args, "-p", fmt.Sprint(t.Port))
-	dest := t.Host
 	if t.User != "" {
-		dest = t.User + "@" + t.Host
+		args = append(args, "-l", t.User)
 	}
-	args = append(args, dest, "--", remote)
+	args = append(args, "-p", fmt.Sprint(t.Port), "--", t.Host, remote)
 	return shellJoin(args)
 }
 
@@ -114,25 +114,53 @@ func (c *Config) ImageRef() string {
 // the stack's Docker daemon (legacy builder; the Pulumi command runs it in the repository root)
 // and prints the image id as its last line of stdout; build logs go to stderr. With pushRegistry
 // the image is pushed with the docker CLI's credentials (`docker login` beforehand).
+//
+// The context is a tar archive of exactly ContextFiles (what ContextDigest hashes), piped to
+// `docker build -` on every host type: locally with DOCKER_HOST for unix:// and tcp://, over ssh
+// for ssh://. (For an archive the daemon does not apply .dockerignore; it only drops the
+// Dockerfile and .dockerignore. So the archive itself must leave out everything else.)
 func (h *Host) BuildCommand(cfg *Config, ref string) (string, pulumi.StringMap) {
+	root, err := repoRoot()
+	var files []string
+	if err == nil {
+		files, err = ContextFiles(root)
+	}
+	if err != nil {
+		return "echo " + shellQuote("notes: listing the build context: "+err.Error()) + " >&2; exit 1", pulumi.StringMap{}
+	}
+	return h.buildCommand(cfg, ref, files)
+}
+
+// contextArchiveCommand writes a gzip'ed tar of files (relative to the working directory) to
+// stdout. The names are given as ./path after --, so none can be taken for a tar option, and
+// --no-recursion keeps tar to the list.
+func contextArchiveCommand(files []string) string {
+	args := []string{"tar", "-czf", "-", "--no-recursion", "--"}
+	for _, f := range files {
+		args = append(args, "./"+f)
+	}
+	return shellJoin(args)
+}
+
+func (h *Host) buildCommand(cfg *Config, ref string, files []string) (string, pulumi.StringMap) {
 	build := []string{"docker", "build", "--iidfile", "$IIDFILE",
 		"--build-arg", "GO_IMAGE=" + cfg.GoImage,
 		"--build-arg", "APP_VERSION=" + cfg.AppVersion,
-		"-t", ref}
+		"-t", ref, "-"}
 	quoted := strings.Replace(shellJoin(build), "'$IIDFILE'", `"$f"`, 1)
 	push := ""
 	if cfg.PushRegistry != "" {
 		push = " && docker push " + shellQuote(ref) + " >&2"
 	}
+	archive := contextArchiveCommand(files)
 	env := pulumi.StringMap{"DOCKER_BUILDKIT": pulumi.String("0")}
 	if strings.HasPrefix(cfg.DockerHost, "ssh://") {
 		t, _ := ParseSSH(cfg.DockerHost)
-		// The daemon applies .dockerignore to a context sent as an archive.
-		remote := `f=$(mktemp) && DOCKER_BUILDKIT=0 ` + quoted + ` - >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`
-		return "tar --exclude=./.git --exclude=./.pulumi-state -czf - . | " + h.sshCommand(t, remote), env
+		remote := `f=$(mktemp) && DOCKER_BUILDKIT=0 ` + quoted + ` >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`
+		return archive + " | " + h.sshCommand(t, remote), env
 	}
 	env["DOCKER_HOST"] = pulumi.String(cfg.DockerHost)
-	return `f=$(mktemp) && ` + quoted + ` . >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`, env
+	return `f=$(mktemp) && ` + archive + ` | ` + quoted + ` >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`, env
 }
 
 // parseImageID returns the image id printed last by BuildCommand.

@@ -20,12 +20,16 @@ import (
 // hashes the build context itself (honouring .dockerignore) and builds with a pulumi-command
 // resource triggered by that hash and the build args; its output is the image id.
 
-// ContextDigest hashes the files of the Docker build context under root that .dockerignore does
-// not exclude: relative path, executable bit and content.
-func ContextDigest(root string) (string, error) {
+// ContextFiles lists the files of the Docker build context under root: every regular file and
+// symlink that .dockerignore does not exclude, plus the Dockerfile and .dockerignore (which the
+// builder always needs), as sorted slash-separated paths relative to root. It is the one
+// definition of the context: ContextDigest hashes exactly these files and BuildCommand archives
+// exactly these files, so the image is built from what the digest covers and nothing else (no
+// Pulumi.<stack>.yaml, infra/, .git, local state).
+func ContextFiles(root string) ([]string, error) {
 	pats, err := readDockerignore(filepath.Join(root, ".dockerignore"))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var files []string
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -44,15 +48,29 @@ func ContextDigest(root string) (string, error) {
 			}
 			return nil
 		}
-		if !d.IsDir() {
+		if d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0 {
 			files = append(files, rel)
 		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	sort.Strings(files)
+	return files, nil
+}
+
+// ContextDigest hashes the files of the Docker build context under root (ContextFiles):
+// relative path, executable bit and content.
+func ContextDigest(root string) (string, error) {
+	files, err := ContextFiles(root)
+	if err != nil {
+		return "", err
+	}
+	return digestFiles(root, files)
+}
+
+func digestFiles(root string, files []string) (string, error) {
 	h := sha256.New()
 	for _, rel := range files {
 		p := filepath.Join(root, filepath.FromSlash(rel))

@@ -97,7 +97,7 @@ func smokeCommand(cfg *Config, host *Host) (string, pulumi.StringMap) {
 			args = append(args, "--insecure")
 		}
 		if cfg.PublicHost() != addr {
-			args = append(args, "--connect-to", fmt.Sprintf("%s::%s:", cfg.PublicHost(), addr))
+			args = append(args, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(cfg.PublicHost()), bracketIPv6(addr)))
 		}
 		args = append(args, healthURL)
 		script := fmt.Sprintf(`url=%s
@@ -112,9 +112,18 @@ echo "smoke: $url did not answer 200 (last status: ${code:-none}) after %d attem
 exit 1`, shellQuote(healthURL), smokeAttempts, shellJoin(args), smokeAttempts)
 		return script, pulumi.StringMap{}
 	}
+	// The host name is a printf argument, shell-quoted, never part of the format string.
 	inner := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do i=$((i+1)); `+
-		`if exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n' >&3 && head -n1 <&3 | grep -q " 200 "; then echo "smoke: /readyz answered 200 through nginx (attempt $i)"; exit 0; fi; `+
-		`sleep 2; done; echo "smoke: /readyz did not answer 200 through nginx" >&2; exit 1`, smokeAttempts, cfg.PublicHost())
+		`if exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /readyz HTTP/1.0\r\nHost: %%s\r\n\r\n' %s >&3 && head -n1 <&3 | grep -q " 200 "; then echo "smoke: /readyz answered 200 through nginx (attempt $i)"; exit 0; fi; `+
+		`sleep 2; done; echo "smoke: /readyz did not answer 200 through nginx" >&2; exit 1`, smokeAttempts, shellQuote(bracketIPv6(cfg.PublicHost())))
 	cmd, env := host.DockerCommand("exec", cfg.Name("nginx"), "bash", "-c", inner)
 	return cmd, env
+}
+
+// bracketIPv6 puts an IPv6 literal in brackets (URL authority, Host header, curl --connect-to).
+func bracketIPv6(h string) string {
+	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+		return "[" + h + "]"
+	}
+	return h
 }

@@ -104,7 +104,7 @@ func TestProdStack(t *testing.T) {
 		t.Error("the docker provider does not depend on the bootstrap command")
 	}
 	create := str(prop(boot, "create"))
-	if !strings.HasPrefix(create, "ssh ") || !strings.Contains(create, "deploy@host.example.com") || !strings.Contains(create, "-p 22") {
+	if !strings.HasPrefix(create, "ssh ") || !strings.Contains(create, "-l deploy -p 22 -- host.example.com") {
 		t.Errorf("bootstrap create = %q", create)
 	}
 	if stdin := str(prop(boot, "stdin")); !strings.Contains(stdin, "command -v docker") || !strings.Contains(stdin, "apt-get install") {
@@ -482,7 +482,7 @@ func TestBuildCommand(t *testing.T) {
 	cfg := &Config{Stack: "s", GoImage: "golang:1.26", AppVersion: "1.2.3", ImageName: "notes-service", DockerHost: "unix:///var/run/docker.sock"}
 	h := &Host{cfg: cfg}
 	cmd, env := h.BuildCommand(cfg, cfg.ImageRef())
-	for _, s := range []string{`--iidfile "$f"`, "GO_IMAGE=golang:1.26", "APP_VERSION=1.2.3", "-t notes-service:1.2.3", ` . >&2`} {
+	for _, s := range []string{`--iidfile "$f"`, "GO_IMAGE=golang:1.26", "APP_VERSION=1.2.3", "-t notes-service:1.2.3 - >&2", "tar -czf - --no-recursion -- ", "./go.mod"} {
 		if !strings.Contains(cmd, s) {
 			t.Errorf("build command lacks %q: %s", s, cmd)
 		}
@@ -493,7 +493,7 @@ func TestBuildCommand(t *testing.T) {
 	cfg.DockerHost = "ssh://deploy@h.example.com:2222"
 	cfg.SSHOpts = []string{"-i", "/k ey"}
 	cmd, _ = h.BuildCommand(cfg, cfg.ImageRef())
-	if !strings.Contains(cmd, "tar ") || !strings.Contains(cmd, "ssh -o BatchMode=yes -i '/k ey' -p 2222 deploy@h.example.com") || !strings.Contains(cmd, " - >&2") {
+	if !strings.Contains(cmd, "tar ") || !strings.Contains(cmd, "ssh -o BatchMode=yes -i '/k ey' -l deploy -p 2222 -- h.example.com") || !strings.Contains(cmd, " - >&2") {
 		t.Errorf("ssh build command = %s", cmd)
 	}
 	if id, err := parseImageID("noise\nsha256:" + strings.Repeat("0", 64) + "\n"); err != nil || !strings.HasPrefix(id, "sha256:") {
