@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,11 +142,13 @@ func TestDeployLocal(t *testing.T) {
 			t.Errorf("notes stored more than once:\n%s", tail(dups, 20))
 		}
 		after := s.stringsOutput("replicaNames")
+		running := strings.Fields(docker(t, "ps", "-a", "--format", "{{.Names}}"))
 		for _, old := range before {
-			for _, n := range after {
-				if n == old {
-					t.Errorf("replica %s was not replaced by the image change", old)
-				}
+			if slices.Contains(after, old) {
+				t.Errorf("replica %s was not replaced by the image change", old)
+			}
+			if slices.Contains(running, old) {
+				t.Errorf("old replica %s still exists after the deploy", old)
 			}
 		}
 	})
