@@ -167,7 +167,7 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 		MustRun: pulumi.Bool(false),
 		Restart: pulumi.String("no"),
 		Labels:  containerLabels(cfg, "migrate", "org.opencontainers.image.version", cfg.AppVersion),
-	}), pulumi.Parent(a), prov, pulumi.DependsOn(depends(db.Container)), createBeforeDelete)
+	}), pulumi.Parent(a), prov, pulumi.DependsOn(depends(db.Container, db.PasswordCmd)), createBeforeDelete)
 	if err != nil {
 		return nil, err
 	}

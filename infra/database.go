@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"strings"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -16,8 +19,10 @@ type Database struct {
 
 	Image     *docker.RemoteImage // nil with an external database
 	Container *docker.Container   // nil with an external database
-	OwnerURL  pulumi.StringOutput
-	AppURL    pulumi.StringOutput
+	// PasswordCmd applies dbPassword to the owner role; nil with an external database.
+	PasswordCmd *local.Command
+	OwnerURL    pulumi.StringOutput
+	AppURL      pulumi.StringOutput
 	// Host is the host name of the database as seen from the stack's network.
 	Host pulumi.StringOutput
 }
@@ -103,11 +108,33 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 		LogDriver:           pulumi.String("json-file"),
 		LogOpts:             logOpts(),
 		Labels:              containerLabels(cfg, "db"),
-	}, pulumi.Parent(d), prov)
+	}, pulumi.Parent(d), prov,
+		// POSTGRES_* only act when the data directory is first initialised; a changed env would
+		// only recreate (stop, then start) the database. Password changes go through
+		// PasswordCmd below instead.
+		pulumi.IgnoreChanges([]string{"envs"}))
 	if err != nil {
 		return nil, err
 	}
 	d.Container = c
+
+	// Sets the owner's password to dbPassword on every change of it (and once after the first
+	// start, a no-op), before migrations and replicas use the new one. Over the container's
+	// local socket, which the image trusts; the SQL travels on the command's secret stdin.
+	setPassword, env := host.DockerCommand("exec", "-i", cfg.Name("db"),
+		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", cfg.DBOwner, "-d", cfg.DBName)
+	pw, err := local.NewCommand(ctx, name+"-password", &local.CommandArgs{
+		Create:      pulumi.String(setPassword),
+		Environment: env,
+		Stdin: pulumi.ToSecret(cfg.DBPassword.ApplyT(func(p string) string {
+			return alterPasswordSQL(cfg.DBOwner, p)
+		})).(pulumi.StringOutput),
+		Logging: local.LoggingStderr,
+	}, pulumi.Parent(d), pulumi.DependsOn([]pulumi.Resource{c}))
+	if err != nil {
+		return nil, err
+	}
+	d.PasswordCmd = pw
 	d.Host = c.Name
 	d.OwnerURL = pulumi.All(c.Name, cfg.DBPassword).ApplyT(func(v []any) string {
 		return pgURL(v[0].(string), cfg.DBName, cfg.DBOwner, v[1].(string))
@@ -120,6 +147,18 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 	}
 	return d, nil
 }
+
+// alterPasswordSQL sets role's password. The statement is kept out of the server log even where
+// log_statement is ddl or all (the session's own settings; the owner is a superuser).
+func alterPasswordSQL(role, password string) string {
+	return fmt.Sprintf("SET log_statement = 'none';\nSET log_min_error_statement = 'panic';\nALTER ROLE %s PASSWORD %s;\n",
+		quoteIdent(role), quoteLiteral(password))
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// quoteLiteral quotes s as a standard SQL string literal (standard_conforming_strings is on).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // pgURL is a connection string to the container database (no TLS inside the private network).
 func pgURL(host, db, user, password string) string {

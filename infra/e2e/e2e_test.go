@@ -157,6 +157,19 @@ func TestDeployLocal(t *testing.T) {
 		backupAndRestore(t, s, client, api)
 	})
 
+	t.Run("rotate the database password", func(t *testing.T) {
+		db := s.output("databaseContainer")
+		id := docker(t, "inspect", "-f", "{{.Id}}", db)
+		s.setSecret("notes:dbPassword", randomSecret(t))
+		s.up()
+		if now := docker(t, "inspect", "-f", "{{.Id}}", db); now != id {
+			t.Error("a password change recreated the database container")
+		}
+		expectStatus(t, client, s.output("healthUrl"), http.StatusOK)
+		// The migration job and the backups connect with the new password.
+		docker(t, "exec", s.output("backupContainer"), "notes-backup", "now")
+	})
+
 	s.destroy()
 }
 
