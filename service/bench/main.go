@@ -395,44 +395,31 @@ func childrenCPU(pid int) float64 {
 }
 
 // procCPU returns the user+system CPU seconds of pid.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func procCPU(pid int) float64 { return procStatSeconds(pid, 11, 12) }
+
+// procChildrenDone returns the CPU seconds of pid's reaped children.
+func procChildrenDone(pid int) float64 { return procStatSeconds(pid, 13, 14) }
+
+// procStatSeconds sums two clock-tick fields of /proc/PID/stat, counted from the first field
+// after the command name, in seconds (0 when the process is gone).
+func procStatSeconds(pid, a, b int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
 	// Fields after the command name (which may contain spaces) start at ") ".
-	s := string(b)
+	s := string(raw)
 	i := strings.LastIndex(s, ") ")
 	if i < 0 {
 		return 0
 	}
 	f := strings.Fields(s[i+2:])
-	if len(f) < 13 {
+	if len(f) <= max(a, b) {
 		return 0
 	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
-}
-
-// procChildrenDone returns the CPU seconds of pid's reaped children.
-func procChildrenDone(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndex(s, ") ")
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 15 {
-		return 0
-	}
-	cu, _ := strconv.ParseFloat(f[13], 64)
-	cs, _ := strconv.ParseFloat(f[14], 64)
-	return (cu + cs) / 100
+	x, _ := strconv.ParseFloat(f[a], 64)
+	y, _ := strconv.ParseFloat(f[b], 64)
+	return (x + y) / 100 // USER_HZ is 100 on Linux
 }
 
 // machineCPU returns busy and total jiffies from /proc/stat.
