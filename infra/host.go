@@ -90,15 +90,27 @@ func (h *Host) sshCommand(t SSHTarget, remote string) string {
 }
 
 // DockerCommand returns a local shell command line that runs `docker <args>` against the
-// stack's Docker host, and the environment it needs. For unix:// and tcp:// hosts it uses the
-// local docker CLI with DOCKER_HOST; for ssh:// hosts it runs the remote docker CLI over ssh
-// with notes:sshOpts (the docker CLI's own ssh helper cannot take extra ssh options).
+// stack's Docker host, and the environment it needs (see onHost).
 func (h *Host) DockerCommand(args ...string) (string, pulumi.StringMap) {
+	return h.onHost(shellJoin(append([]string{"docker"}, args...)))
+}
+
+// ShellCommand returns a local shell command line that runs script with sh where the stack's
+// docker CLI reaches its daemon, and the environment it needs (see onHost).
+func (h *Host) ShellCommand(script string) (string, pulumi.StringMap) {
+	return h.onHost(shellJoin([]string{"sh", "-c", script}))
+}
+
+// onHost runs the command line cmd (which calls the docker CLI) against the stack's Docker
+// host. For unix:// and tcp:// hosts it runs locally with DOCKER_HOST; for ssh:// hosts it runs
+// on the host over ssh with notes:sshOpts (the docker CLI's own ssh helper cannot take extra
+// ssh options).
+func (h *Host) onHost(cmd string) (string, pulumi.StringMap) {
 	if strings.HasPrefix(h.cfg.DockerHost, "ssh://") {
 		t, _ := ParseSSH(h.cfg.DockerHost)
-		return h.sshCommand(t, shellJoin(append([]string{"docker"}, args...))), pulumi.StringMap{}
+		return h.sshCommand(t, cmd), pulumi.StringMap{}
 	}
-	return shellJoin(append([]string{"docker"}, args...)), pulumi.StringMap{"DOCKER_HOST": pulumi.String(h.cfg.DockerHost)}
+	return cmd, pulumi.StringMap{"DOCKER_HOST": pulumi.String(h.cfg.DockerHost)}
 }
 
 // ImageRef is the tag of the service image: imageName:appVersion, under pushRegistry if set.

@@ -45,14 +45,3 @@ docker stop -t %d $old >/dev/null
 docker rm $old >/dev/null
 echo "retire: removed" $old`, strings.Join(keep, " "), shellQuote(cfg.Stack), cfg.StopGrace())
 }
-
-// ShellCommand returns a local command line that runs script with sh where the stack's docker
-// CLI reaches its daemon (over ssh for ssh:// hosts), and the environment it needs.
-func (h *Host) ShellCommand(script string) (string, pulumi.StringMap) {
-	remote := shellJoin([]string{"sh", "-c", script})
-	if strings.HasPrefix(h.cfg.DockerHost, "ssh://") {
-		t, _ := ParseSSH(h.cfg.DockerHost)
-		return h.sshCommand(t, remote), pulumi.StringMap{}
-	}
-	return remote, pulumi.StringMap{"DOCKER_HOST": pulumi.String(h.cfg.DockerHost)}
-}
