@@ -19,10 +19,10 @@ test: vet ## unit and integration tests with the race detector (real Postgres an
 	$(GO) test -race -count=1 ./...
 
 fuzz: ## run the write-path fuzz test for FUZZTIME (default 20s)
-	$(GO) test -run='^$$' -fuzz='^FuzzCreateNote$$' -fuzztime=$(FUZZTIME) ./service/httpapi
+	$(GO) test -run='^$$' -fuzz='^FuzzCreateNote$$' -fuzztime=$(FUZZTIME) ./service/internal/httpapi
 
 bench: ## load benchmark of the service against Postgres and pgbench
-	$(GO) run ./service/bench
+	$(GO) run ./bench
 
 preview: ## pulumi preview of $(STACK) (default dev; file backend and generated secrets on first use)
 	STACK=$(STACK) scripts/stack.sh preview

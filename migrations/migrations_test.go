@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/notes-stack/notes/internal/testing/pgtest"
 	"github.com/notes-stack/notes/migrations"
-	"github.com/notes-stack/notes/service/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notes-stack/notes/internal/testing/nginxtest"
 	"github.com/notes-stack/notes/nginx"
-	"github.com/notes-stack/notes/nginx/nginxtest"
 )
 
 // BenchmarkProxyHop measures the latency nginx adds on loopback: the same GET of a small JSON

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notes-stack/notes/internal/testing/nginxtest"
 	"github.com/notes-stack/notes/nginx"
-	"github.com/notes-stack/notes/nginx/nginxtest"
 )
 
 // backend is a stand-in for one service replica.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notes-stack/notes/internal/testing/nginxtest"
 	"github.com/notes-stack/notes/nginx"
-	"github.com/notes-stack/notes/nginx/nginxtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")

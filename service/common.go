@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/notes-stack/notes/service/config"
+	"github.com/notes-stack/notes/service/internal/config"
 )
 
 // loadConfig loads the configuration; errors exit with status 2.

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/notes-stack/notes/migrations"
-	"github.com/notes-stack/notes/service/config"
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/notes-stack/notes/service/internal/config"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 const migrateUsage = `Usage: notes migrate [--wait DURATION] up|down|status

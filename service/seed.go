@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/notes-stack/notes/service/config"
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/notes-stack/notes/service/internal/config"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/notes-stack/notes/service/config"
-	"github.com/notes-stack/notes/service/httpapi"
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/notes-stack/notes/service/internal/config"
+	"github.com/notes-stack/notes/service/internal/httpapi"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 // startDebug is set by pprof.go in builds with -tags pprof.

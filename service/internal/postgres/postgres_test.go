@@ -11,10 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/notes-stack/notes/internal/testing/pgtest"
 	"github.com/notes-stack/notes/migrations"
-	"github.com/notes-stack/notes/service/notes"
-	"github.com/notes-stack/notes/service/pgtest"
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/notes-stack/notes/service/internal/notes"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/notes-stack/notes/service/notes"
+	"github.com/notes-stack/notes/service/internal/notes"
 )
 
 // Options are the dependencies of the HTTP layer.

@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 // BenchmarkListNotes measures GET /api/notes (50 notes) in process, for

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notes-stack/notes/service/notes"
+	"github.com/notes-stack/notes/service/internal/notes"
 )
 
 func ptr(s string) *string { return &s }

@@ -1,8 +1,8 @@
 // Command bench measures the notes service against the database ceiling.
 //
-//	go run ./service/bench            (from the repository root; about 2 minutes)
+//	go run ./bench            (from the repository root; about 2 minutes)
 //
-// It starts a private PostgreSQL 15 (service/pgtest), builds the service,
+// It starts a private PostgreSQL 15 (internal/testing/pgtest), builds the service,
 // runs "migrate up" and "seed --count 10000", starts "serve" and measures:
 // time from process start to /readyz 200; wrk req/s, p50, p99 and errors for
 // GET /healthz and GET /api/notes (64 connections) and POST /api/notes (32);
@@ -30,8 +30,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/notes-stack/notes/service/pgtest"
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/notes-stack/notes/internal/testing/pgtest"
 )
 
 var (
@@ -40,6 +40,13 @@ var (
 	maxConns   = flag.Int("db-max-conns", 0, "DB_MAX_CONNS for the service (0: the service's default, 2 × GOMAXPROCS, at least 4)")
 	wrkThreads = flag.Int("wrk-threads", 2, "wrk threads (-t)")
 	profDir    = flag.String("pprof", "", "build with -tags pprof and save CPU profiles of each load run into this directory")
+)
+
+// Kept in step with service/internal/postgres by hand: the service's SQL is
+// private to it.
+const (
+	listQuery   = "SELECT id, title, body, created_at FROM notes ORDER BY created_at DESC, id DESC LIMIT 51;\n"
+	insertQuery = "INSERT INTO notes (title, body) VALUES ('bench note', 'written by pgbench') RETURNING id, title, body, created_at;\n"
 )
 
 func main() {
@@ -119,7 +126,7 @@ func run() error {
 	}
 	if _, err := exec.Command("psql", dsn, "-qc", "VACUUM ANALYZE notes").CombinedOutput(); err != nil {
 		// psql lives next to postgres; fall back to the pool.
-		pool, perr := postgres.NewPool(ctx, dsn, postgres.PoolOptions{MaxConns: 1})
+		pool, perr := pgxpool.New(ctx, dsn)
 		if perr == nil {
 			_, _ = pool.Exec(ctx, "VACUUM ANALYZE notes")
 			pool.Close()
@@ -212,12 +219,13 @@ wrk.body = '{"title":"bench note","body":"written by wrk"}'
 	}
 	listSQL := filepath.Join(work, "list.sql")
 	insertSQL := filepath.Join(work, "insert.sql")
-	// The exact statements the service runs (postgres.ListQuery with
-	// limit+1, postgres.InsertQuery).
-	if err := os.WriteFile(listSQL, []byte(strings.Replace(postgres.ListQuery, "$1", strconv.Itoa(51), 1)+";\n"), 0o644); err != nil {
+	// The statements the service runs for GET /api/notes (the default limit
+	// of 50 plus one to see whether a next page exists) and POST /api/notes,
+	// as service/internal/postgres writes them.
+	if err := os.WriteFile(listSQL, []byte(listQuery), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(insertSQL, []byte(strings.NewReplacer("$1", "'bench note'", "$2", "'written by pgbench'").Replace(postgres.InsertQuery)+";\n"), 0o644); err != nil {
+	if err := os.WriteFile(insertSQL, []byte(insertQuery), 0o644); err != nil {
 		return err
 	}
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notes-stack/notes/service/config"
+	"github.com/notes-stack/notes/service/internal/config"
 )
 
 func envFunc(m map[string]string) func(string) string {

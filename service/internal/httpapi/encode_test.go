@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/notes-stack/notes/service/notes"
+	"github.com/notes-stack/notes/service/internal/notes"
 )
 
 func TestAppendNoteMatchesEncodingJSON(t *testing.T) {

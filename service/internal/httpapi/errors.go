@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/notes-stack/notes/service/notes"
+	"github.com/notes-stack/notes/service/internal/notes"
 )
 
 // codeStatus maps domain error codes to HTTP statuses: the one table.

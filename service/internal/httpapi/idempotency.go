@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/notes-stack/notes/service/notes"
+	"github.com/notes-stack/notes/service/internal/notes"
 )
 
 // Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) on POST

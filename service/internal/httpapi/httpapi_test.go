@@ -21,11 +21,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/notes-stack/notes/internal/testing/pgtest"
 	"github.com/notes-stack/notes/migrations"
-	"github.com/notes-stack/notes/service/httpapi"
-	"github.com/notes-stack/notes/service/notes"
-	"github.com/notes-stack/notes/service/pgtest"
-	"github.com/notes-stack/notes/service/postgres"
+	"github.com/notes-stack/notes/service/internal/httpapi"
+	"github.com/notes-stack/notes/service/internal/notes"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
