@@ -31,7 +31,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/internal/testing/testutil"
 )
 
 var (
@@ -42,8 +44,8 @@ var (
 	profDir    = flag.String("pprof", "", "build with -tags pprof and save CPU profiles of each load run into this directory")
 )
 
-// Kept in step with service/internal/postgres by hand: the service's SQL is
-// private to it.
+// Copies of the service's private SQL (bench cannot import
+// service/internal/postgres); its TestBenchSQLMatches fails when they drift.
 const (
 	listQuery   = "SELECT id, title, body, created_at FROM notes ORDER BY created_at DESC, id DESC LIMIT 51;\n"
 	insertQuery = "INSERT INTO notes (title, body) VALUES ('bench note', 'written by pgbench') RETURNING id, title, body, created_at;\n"
@@ -133,7 +135,7 @@ func run() error {
 		}
 	}
 
-	port, err := pgtest.FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return err
 	}
@@ -146,7 +148,7 @@ func run() error {
 	if *maxConns > 0 {
 		srv.Env = append(srv.Env, "DB_MAX_CONNS="+strconv.Itoa(*maxConns))
 	}
-	pprofPort, _ := pgtest.FreePort()
+	pprofPort, _ := testutil.FreePort()
 	if *profDir != "" {
 		srv.Env = append(srv.Env, fmt.Sprintf("NOTES_PPROF_ADDR=127.0.0.1:%d", pprofPort))
 		if err := os.MkdirAll(*profDir, 0o755); err != nil {

@@ -26,7 +26,7 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		}
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("HTTP_ADDR: %q is not host:port", addr)}
+			return usageErrorf("HTTP_ADDR: %q is not host:port", addr)
 		}
 		*url = "http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz"
 	}
@@ -34,16 +34,16 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("--url: %w", err)}
+		return usageErrorf("--url: %w", err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("healthcheck: %w", err)}
+		return fmt.Errorf("healthcheck: %w", err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK {
-		return &exitError{code: 1, err: errors.New("healthcheck: " + resp.Status)}
+		return errors.New("healthcheck: " + resp.Status)
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil

@@ -5,11 +5,18 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/notes-stack/notes/service/internal/config"
+	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
 func main() {
@@ -63,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// exitError carries a process exit status.
+// exitError carries a process exit status other than 1.
 type exitError struct {
 	code int
 	err  error
@@ -72,9 +79,10 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func usageErrorf(format string, a ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
-}
+// usageError marks err as a usage or configuration error: exit status 2.
+func usageError(err error) error { return &exitError{code: 2, err: err} }
+
+func usageErrorf(format string, a ...any) error { return usageError(fmt.Errorf(format, a...)) }
 
 // exitCode is 2 for usage and configuration errors, else 1.
 func exitCode(err error) int {
@@ -83,4 +91,59 @@ func exitCode(err error) int {
 		return ee.code
 	}
 	return 1
+}
+
+// parseFlags parses a subcommand's flags. --help prints the usage and
+// returns errHelp (helpOK turns it into success); bad flags exit 2.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, usage string) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		io.WriteString(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usageError(err)
+	}
+	return nil
+}
+
+var errHelp = errors.New("help requested")
+
+// helpOK maps errHelp to success.
+func helpOK(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// loadConfig loads the configuration; errors exit with status 2.
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return cfg, usageError(err)
+	}
+	return cfg, nil
+}
+
+// newPool opens the (lazily connecting) pool. config.Load has parsed the
+// connection string already; pgxpool also parses the pool_* parameters in
+// it, so a bad one is a configuration error here.
+func newPool(ctx context.Context, cfg config.Config, o postgres.PoolOptions) (*pgxpool.Pool, error) {
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, o)
+	if err != nil {
+		return nil, usageError(&config.Error{Var: "DATABASE_URL", Msg: "invalid connection string " + config.Redact(cfg.DatabaseURL)})
+	}
+	return pool, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

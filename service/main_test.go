@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,45 +9,24 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/internal/testing/testutil"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func getenvFrom(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
 // runCmd runs a subcommand to completion.
 func runCmd(t *testing.T, env map[string]string, args ...string) (string, string, error) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err := run(ctx, append([]string{"notes"}, args...), getenvFrom(env), &out, &errb)
+	err := run(ctx, append([]string{"notes"}, args...), testutil.Getenv(env), &out, &errb)
 	return out.String(), errb.String(), err
 }
 
@@ -56,13 +34,13 @@ type service struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 // startService runs "serve" in the background and waits for /healthz.
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
-	port, err := pgtest.FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +49,8 @@ func startService(t *testing.T, env map[string]string) *service {
 		full[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{base: "http://" + full["HTTP_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
-	go func() { s.done <- run(ctx, []string{"notes"}, getenvFrom(full), s.logs, s.logs) }()
+	s := &service{base: "http://" + full["HTTP_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &testutil.SyncBuffer{}}
+	go func() { s.done <- run(ctx, []string{"notes"}, testutil.Getenv(full), s.logs, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -81,34 +59,8 @@ func startService(t *testing.T, env map[string]string) *service {
 			t.Error("service did not stop")
 		}
 	})
-	waitStatus(t, s.base+"/healthz", 200, 10*time.Second)
+	testutil.WaitStatus(t, s.base+"/healthz", 200, 10*time.Second)
 	return s
-}
-
-func status(url string) int {
-	c := http.Client{Timeout: 5 * time.Second}
-	res, err := c.Get(url)
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode
-}
-
-func waitStatus(t *testing.T, url string, want int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := status(url)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s = %d, want %d within %s", url, got, want, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func migrated(t *testing.T, dsn string) {
@@ -145,6 +97,7 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{"serve bad max conns", map[string]string{"DB_MAX_CONNS": "many"}, []string{"serve"}, "DB_MAX_CONNS"},
 		{"serve bad addr", map[string]string{"HTTP_ADDR": "nowhere"}, nil, "HTTP_ADDR"},
 		{"serve bad url", map[string]string{"DATABASE_URL": "postgres://u:pw-secret@h/db?sslmode=maybe"}, nil, "DATABASE_URL"},
+		{"seed bad pool parameter", map[string]string{"DATABASE_URL": "postgres://u:pw-secret@h/db?pool_max_conns=many"}, []string{"seed"}, "DATABASE_URL"},
 		{"migrate role without password", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "app"}, []string{"migrate", "up"}, "APP_DB_PASSWORD"},
 		{"migrate reserved role", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "pg_x", "APP_DB_PASSWORD": "p"}, []string{"migrate", "up"}, "APP_DB_ROLE"},
 		{"seed bad timeout", map[string]string{"SHUTDOWN_TIMEOUT": "forever"}, []string{"seed", "--count", "1"}, "SHUTDOWN_TIMEOUT"},
@@ -190,7 +143,7 @@ func TestMigrateSeedServe(t *testing.T) {
 	}
 
 	s := startService(t, env)
-	waitStatus(t, s.base+"/readyz", 200, 10*time.Second)
+	testutil.WaitStatus(t, s.base+"/readyz", 200, 10*time.Second)
 	res, err := http.Get(s.base + "/api/notes?limit=3")
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +162,7 @@ func TestMigrateSeedServe(t *testing.T) {
 	if _, _, err := runCmd(t, nil, "healthcheck", "--url", s.base+"/nope"); exitCode(err) != 1 {
 		t.Errorf("healthcheck on 404: %v", err)
 	}
-	free, _ := pgtest.FreePort()
+	free, _ := testutil.FreePort()
 	if _, _, err := runCmd(t, nil, "healthcheck", "--url", fmt.Sprintf("http://127.0.0.1:%d/healthz", free)); exitCode(err) != 1 {
 		t.Errorf("healthcheck on closed port: %v", err)
 	}
@@ -249,7 +202,7 @@ func TestMigrateUpWithAppRole(t *testing.T) {
 	})
 	// The service works as the app role.
 	s := startService(t, map[string]string{"DATABASE_URL": appDSN})
-	waitStatus(t, s.base+"/readyz", 200, 10*time.Second)
+	testutil.WaitStatus(t, s.base+"/readyz", 200, 10*time.Second)
 	res, err := http.Post(s.base+"/api/notes", "application/json", strings.NewReader(`{"title":"as app"}`))
 	if err != nil || res.StatusCode != 201 {
 		t.Fatalf("POST as app role: %v %v", err, res)
@@ -268,30 +221,30 @@ func TestReadinessFollowsDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startService(t, map[string]string{"DATABASE_URL": dsn})
-	if got := status(s.base + "/readyz"); got != 503 {
+	if got := testutil.Status(s.base + "/readyz"); got != 503 {
 		t.Fatalf("readyz with DB down = %d", got)
 	}
-	if got := status(s.base + "/api/notes"); got != 503 {
+	if got := testutil.Status(s.base + "/api/notes"); got != 503 {
 		t.Fatalf("list with DB down = %d", got)
 	}
-	if got := status(s.base + "/healthz"); got != 200 {
+	if got := testutil.Status(s.base + "/healthz"); got != 200 {
 		t.Fatalf("healthz with DB down = %d", got)
 	}
 	for round := 0; round < 2; round++ {
 		if err := pg.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, s.base+"/readyz", 200, 20*time.Second)
-		waitStatus(t, s.base+"/api/notes", 200, 5*time.Second)
+		testutil.WaitStatus(t, s.base+"/readyz", 200, 20*time.Second)
+		testutil.WaitStatus(t, s.base+"/api/notes", 200, 5*time.Second)
 		if err := pg.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, s.base+"/readyz", 503, 20*time.Second)
+		testutil.WaitStatus(t, s.base+"/readyz", 503, 20*time.Second)
 	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, s.base+"/readyz", 200, 20*time.Second)
+	testutil.WaitStatus(t, s.base+"/readyz", 200, 20*time.Second)
 }
 
 // TestGracefulShutdown holds requests in flight (blocked on a table lock),
@@ -303,16 +256,16 @@ func TestGracefulShutdown(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	migrated(t, dsn)
 	ctx := context.Background()
-	port, _ := pgtest.FreePort()
+	port, _ := testutil.FreePort()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	env := map[string]string{"DATABASE_URL": dsn, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
 		"DRAIN_DELAY": "1s", "SHUTDOWN_TIMEOUT": "30s", "DB_MAX_CONNS": "4"}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() { done <- run(runCtx, []string{"notes", "serve"}, getenvFrom(env), logs, logs) }()
-	waitStatus(t, base+"/readyz", 200, 10*time.Second)
+	logs := &testutil.SyncBuffer{}
+	go func() { done <- run(runCtx, []string{"notes", "serve"}, testutil.Getenv(env), logs, logs) }()
+	testutil.WaitStatus(t, base+"/readyz", 200, 10*time.Second)
 
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -369,8 +322,8 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 
 	cancel() // SIGTERM
-	waitStatus(t, base+"/readyz", 503, 900*time.Millisecond)
-	if got := status(base + "/healthz"); got != 200 {
+	testutil.WaitStatus(t, base+"/readyz", 503, 900*time.Millisecond)
+	if got := testutil.Status(base + "/healthz"); got != 200 {
 		t.Errorf("healthz during drain = %d", got)
 	}
 	time.Sleep(1500 * time.Millisecond) // past the drain: listener closed, requests still blocked
@@ -400,7 +353,7 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return")
 	}
-	if status(base+"/healthz") != 0 {
+	if testutil.Status(base+"/healthz") != 0 {
 		t.Error("listener still open after shutdown")
 	}
 	if !strings.Contains(logs.String(), "shutdown: done") {

@@ -50,19 +50,19 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	if action == "up" {
 		if err := cfg.ValidateAppRole(); err != nil {
-			return &exitError{code: 2, err: err}
+			return usageError(err)
 		}
 		if cfg.AppDBRole != "" {
 			if err := migrations.ValidateRoleName(cfg.AppDBRole); err != nil {
-				return &exitError{code: 2, err: &config.Error{Var: "APP_DB_ROLE", Msg: err.Error()}}
+				return usageError(&config.Error{Var: "APP_DB_ROLE", Msg: err.Error()})
 			}
 		}
 	}
 	log := newLogger(cfg, stdout)
 
-	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, postgres.PoolOptions{MaxConns: 2})
+	pool, err := newPool(ctx, cfg, postgres.PoolOptions{MaxConns: 2})
 	if err != nil {
-		return &exitError{code: 2, err: &config.Error{Var: "DATABASE_URL", Msg: "invalid connection string " + config.Redact(cfg.DatabaseURL)}}
+		return err
 	}
 	defer pool.Close()
 	if err := waitForDB(ctx, pool, *wait, log); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/notes-stack/notes/service/internal/config"
 	"github.com/notes-stack/notes/service/internal/postgres"
 )
 
@@ -27,9 +26,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, postgres.PoolOptions{MaxConns: 2})
+	pool, err := newPool(ctx, cfg, postgres.PoolOptions{MaxConns: 2})
 	if err != nil {
-		return &exitError{code: 2, err: &config.Error{Var: "DATABASE_URL", Msg: "invalid connection string " + config.Redact(cfg.DatabaseURL)}}
+		return err
 	}
 	defer pool.Close()
 	start := time.Now()

@@ -17,14 +17,16 @@ import (
 
 	"github.com/notes-stack/notes/service/internal/config"
 	"github.com/notes-stack/notes/service/internal/httpapi"
+	"github.com/notes-stack/notes/service/internal/logbuf"
 	"github.com/notes-stack/notes/service/internal/postgres"
+	"github.com/notes-stack/notes/service/internal/profiling"
 )
-
-// startDebug is set by pprof.go in builds with -tags pprof.
-var startDebug = func(getenv func(string) string, log *slog.Logger) {}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// maxHeaderBytes bounds request headers; net/http's default is 1 MiB.
+const maxHeaderBytes = 64 << 10
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -38,16 +40,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	logw := newBufferedLog(stdout, 100*time.Millisecond)
+	logw := logbuf.New(stdout, 100*time.Millisecond)
 	defer logw.Close()
 	log := newLogger(cfg, logw)
-	startDebug(getenv, log)
+	if err := profiling.Start(ctx, getenv(profiling.Env), log); err != nil {
+		return err
+	}
 
 	// The pool connects lazily: the service starts while the database is
 	// down and /readyz reports it until it is back.
-	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, postgres.PoolOptions{MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns})
+	pool, err := newPool(ctx, cfg, postgres.PoolOptions{MaxConns: cfg.DBMaxConns, MinConns: cfg.DBMinConns})
 	if err != nil {
-		return &exitError{code: 2, err: &config.Error{Var: "DATABASE_URL", Msg: "invalid connection string " + config.Redact(cfg.DatabaseURL)}}
+		return err
 	}
 	defer pool.Close()
 
@@ -55,22 +59,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		httpapi.NewPoolCollector(pool),
+		postgres.NewPoolCollector(pool),
 	)
 	var draining atomic.Bool
-	e := httpapi.New(httpapi.Options{
-		Store:        postgres.New(pool),
-		Logger:       log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Registry:     reg,
-		Draining:     &draining,
-		Version:      version,
-	})
-	e.Server.ReadTimeout = cfg.HTTPReadTimeout
-	e.Server.ReadHeaderTimeout = cfg.HTTPReadTimeout
-	e.Server.WriteTimeout = cfg.HTTPWriteTimeout
-	e.Server.IdleTimeout = cfg.HTTPIdleTimeout
-	e.Server.MaxHeaderBytes = 64 << 10
+	srv := &http.Server{
+		Handler: httpapi.New(httpapi.Options{
+			Store:        postgres.New(pool),
+			Logger:       log,
+			MaxBodyBytes: cfg.MaxBodyBytes,
+			Registry:     reg,
+			Draining:     &draining,
+			Version:      version,
+		}),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		ReadHeaderTimeout: cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// net/http's own complaints (TLS, accept errors) go to the JSON log.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -80,7 +88,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		"db_max_conns", cfg.DBMaxConns, "version", version)
 
 	errc := make(chan error, 1)
-	go func() { errc <- e.Server.Serve(ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	go func() {
 		// Only a log line: readiness is /readyz's job.
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -108,11 +116,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info("shutdown: closing listener, waiting for in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := e.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown: requests still running at the timeout were cut off", "err", err.Error())
-		_ = e.Close()
+		if err := srv.Close(); err != nil {
+			log.Warn("shutdown: closing connections", "err", err.Error())
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Serve returns ErrServerClosed as soon as Shutdown starts.
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown: server", "err", err.Error())
 	}
 	pool.Close()

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/notes-stack/notes/internal/testing/testutil"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package installs its binaries.
@@ -44,8 +46,8 @@ const DefaultBinDir = "/usr/lib/postgresql/15/bin"
 // User is the unprivileged OS user the server runs as when we are root.
 const User = "notes-pgtest"
 
-// ErrUnavailable is returned by New when the Postgres binaries are absent.
-var ErrUnavailable = errors.New("pgtest: postgres binaries not found")
+// errUnavailable is returned by New when the Postgres binaries are absent.
+var errUnavailable = errors.New("pgtest: postgres binaries not found")
 
 // Server is one Postgres cluster in a temporary directory.
 type Server struct {
@@ -69,8 +71,8 @@ func binDir() string {
 	return DefaultBinDir
 }
 
-// Available reports whether initdb and postgres exist.
-func Available() bool {
+// available reports whether initdb and postgres exist.
+func available() bool {
 	for _, b := range []string{"initdb", "postgres"} {
 		if _, err := os.Stat(filepath.Join(binDir(), b)); err != nil {
 			return false
@@ -81,8 +83,8 @@ func Available() bool {
 
 // New creates a cluster with initdb (not started yet) on a free port.
 func New() (*Server, error) {
-	if !Available() {
-		return nil, fmt.Errorf("%w in %s (install postgresql-15 or set PG_BIN)", ErrUnavailable, binDir())
+	if !available() {
+		return nil, fmt.Errorf("%w in %s (install postgresql-15 or set PG_BIN)", errUnavailable, binDir())
 	}
 	s := &Server{BinDir: binDir(), uid: -1, gid: -1}
 	if os.Geteuid() == 0 {
@@ -124,7 +126,7 @@ func New() (*Server, error) {
 		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
 	_ = os.Remove(pwfile)
-	port, err := FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		s.cleanupDir()
 		return nil, err
@@ -325,7 +327,7 @@ func Main(m *testing.M) {
 func Shared(tb testing.TB) *Server {
 	tb.Helper()
 	sharedOnce.Do(func() { shared, sharedErr = Start() })
-	if errors.Is(sharedErr, ErrUnavailable) {
+	if errors.Is(sharedErr, errUnavailable) {
 		tb.Skipf("skipping: %v", sharedErr)
 	}
 	if sharedErr != nil {
@@ -346,7 +348,7 @@ func NewDatabase(tb testing.TB) string {
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := New()
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, errUnavailable) {
 		tb.Skipf("skipping: %v", err)
 	}
 	if err != nil {
@@ -357,16 +359,6 @@ func NewServer(tb testing.TB) *Server {
 		tb.Fatalf("pgtest: %v", err)
 	}
 	return s
-}
-
-// FreePort returns a currently free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 var userMu sync.Mutex

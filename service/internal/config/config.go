@@ -1,5 +1,5 @@
 // Package config loads and validates the service's configuration from
-// environment variables (see docs/architecture.md for the contract).
+// environment variables (docs/service.md has the table of variables).
 package config
 
 import (
@@ -164,12 +164,6 @@ func (c Config) ValidateAppRole() error {
 		return &Error{Var: "APP_DB_PASSWORD", Msg: "must be set when APP_DB_ROLE is set"}
 	}
 	return nil
-}
-
-// Port returns the port of HTTPAddr ("8080" for ":8080").
-func (c Config) Port() string {
-	_, p, _ := net.SplitHostPort(c.HTTPAddr)
-	return p
 }
 
 func dsnFromPGEnv(getenv func(string) string) string {

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != ":8080" || c.DBMaxConns != config.DefaultDBMaxConns() || c.DBMinConns != 0 || c.MaxBodyBytes != 1048576 ||
 		c.HTTPReadTimeout != 10*time.Second || c.HTTPWriteTimeout != 30*time.Second || c.HTTPIdleTimeout != 120*time.Second ||
-		c.ShutdownTimeout != 15*time.Second || c.DrainDelay != 5*time.Second || c.LogFormat != "json" || c.Port() != "8080" {
+		c.ShutdownTimeout != 15*time.Second || c.DrainDelay != 5*time.Second || c.LogFormat != "json" {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkListNotes measures GET /api/notes (50 notes) in process, for
-// profiling: go test ./service/httpapi -run '^$' -bench ListNotes -cpuprofile cpu.out
+// profiling: go test ./service/internal/httpapi -run '^$' -bench ListNotes -cpuprofile cpu.out
 func BenchmarkListNotes(b *testing.B) {
 	e := newEnv(b)
 	if _, err := postgres.Seed(context.Background(), e.pool, 1000); err != nil {
@@ -20,7 +20,7 @@ func BenchmarkListNotes(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			rec := httptest.NewRecorder()
-			e.e.ServeHTTP(rec, httptest.NewRequest("GET", "/api/notes", nil))
+			e.h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/notes", nil))
 			if rec.Code != 200 {
 				b.Fatal(rec.Code)
 			}
@@ -38,7 +38,7 @@ func BenchmarkCreateNote(b *testing.B) {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest("POST", "/api/notes", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			e.e.ServeHTTP(rec, req)
+			e.h.ServeHTTP(rec, req)
 			if rec.Code != 201 {
 				b.Fatal(rec.Code)
 			}

@@ -15,15 +15,13 @@ import (
 	"github.com/notes-stack/notes/service/internal/notes"
 )
 
-// Status-carrying errors of the decoding step that are not domain errors.
-var (
-	errUnsupportedMedia = &echo.HTTPError{Code: http.StatusUnsupportedMediaType,
-		Message: "Content-Type must be application/json"}
-	errTooLarge = &echo.HTTPError{Code: http.StatusRequestEntityTooLarge}
-)
+// errUnsupportedMedia is the 415 of the decoding step (not a domain error).
+var errUnsupportedMedia = &echo.HTTPError{Code: http.StatusUnsupportedMediaType,
+	Message: "Content-Type must be application/json"}
 
 // decodeJSON reads a JSON object into dst, enforcing the content type
-// (415), the body limit (413), well-formed JSON (400) and text that Postgres
+// (415), the body limit (413: an *http.MaxBytesError, also when the declared
+// Content-Length is already too large), well-formed JSON (400) and text that Postgres
 // can store exactly (422: invalid UTF-8, lone UTF-16 surrogate escapes,
 // which encoding/json would silently turn into U+FFFD).
 func (s *server) decodeJSON(c echo.Context, dst any) error {
@@ -32,13 +30,13 @@ func (s *server) decodeJSON(c echo.Context, dst any) error {
 		return errUnsupportedMedia
 	}
 	if r.ContentLength > s.maxBody {
-		return errTooLarge
+		return &http.MaxBytesError{Limit: s.maxBody}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errTooLarge
+			return err
 		}
 		return notes.Errorf(notes.EINVALID, "could not read the request body")
 	}

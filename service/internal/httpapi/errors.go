@@ -55,6 +55,7 @@ func (s *server) errorHandler(err error, c echo.Context) {
 		detail = domErr.Message
 	case errors.As(err, &mbe):
 		status = http.StatusRequestEntityTooLarge
+		detail = "request body is larger than the limit of " + strconv.FormatInt(mbe.Limit, 10) + " bytes"
 	case errors.As(err, &httpErr):
 		status = httpErr.Code
 		if m, ok := httpErr.Message.(string); ok {
@@ -64,9 +65,6 @@ func (s *server) errorHandler(err error, c echo.Context) {
 		// The client is gone; nobody reads the answer.
 		c.Response().Status = statusClientClosedRequest
 		return
-	}
-	if status == http.StatusRequestEntityTooLarge {
-		detail = "request body is larger than the limit of " + itoa(s.maxBody) + " bytes"
 	}
 	if status >= 500 {
 		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
@@ -92,20 +90,10 @@ func (s *server) errorHandler(err error, c echo.Context) {
 	if detail == p.Title {
 		p.Detail = ""
 	}
-	b, _ := json.Marshal(p)
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "application/problem+json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
+	b, _ := json.Marshal(p) // strings and ints: Marshal cannot fail
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	if err := writeBody(c, status, "application/problem+json", b); err != nil {
+		// The client is gone mid-answer; the access log has the status.
+		s.log.Debug("writing the error response", "request_id", p.RequestID, "err", err.Error())
 	}
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
-	c.Response().WriteHeader(status)
-	_, _ = c.Response().Write(b)
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

@@ -16,7 +16,7 @@ import (
 // header value itself unless quoted), and sending the same request again
 // replays the same answer.
 //
-//	go test ./service/httpapi -run '^$' -fuzz '^FuzzCreateNote$' -fuzztime 20s
+//	go test ./service/internal/httpapi -run '^$' -fuzz '^FuzzCreateNote$' -fuzztime 20s
 func FuzzCreateNote(f *testing.F) {
 	seeds := []string{
 		`{"title":"hello","body":"world"}`,
@@ -49,7 +49,7 @@ func FuzzCreateNote(f *testing.F) {
 			req.Header.Set("Idempotency-Key", key)
 		}
 		rec := httptest.NewRecorder()
-		e.e.ServeHTTP(rec, req)
+		e.h.ServeHTTP(rec, req)
 		return rec
 	}
 	f.Fuzz(func(t *testing.T, body []byte, hasKey bool, key string) {
@@ -90,7 +90,7 @@ func FuzzCreateNote(f *testing.F) {
 		}
 		get := httptest.NewRequest("GET", rec.Header().Get("Location"), nil)
 		rec2 := httptest.NewRecorder()
-		e.e.ServeHTTP(rec2, get)
+		e.h.ServeHTTP(rec2, get)
 		if rec2.Code != 200 {
 			t.Fatalf("GET %s = %d %s", rec.Header().Get("Location"), rec2.Code, rec2.Body)
 		}

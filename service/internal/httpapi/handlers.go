@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -189,22 +188,4 @@ func (s *server) handleDeleteNote() echo.HandlerFunc {
 		}
 		return c.NoContent(http.StatusNoContent)
 	}
-}
-
-// writeJSON marshals v first and writes it in one call with a
-// Content-Length. Streaming it through Echo's c.JSON made net/http switch to
-// chunked encoding for list pages above its 4 KiB buffer, costing extra
-// write syscalls per response (the profile's largest item).
-func writeJSON(c echo.Context, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
-	c.Response().WriteHeader(status)
-	_, err = c.Response().Write(b)
-	return err
 }

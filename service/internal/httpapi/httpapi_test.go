@@ -18,10 +18,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/internal/testing/testutil"
 	"github.com/notes-stack/notes/migrations"
 	"github.com/notes-stack/notes/service/internal/httpapi"
 	"github.com/notes-stack/notes/service/internal/notes"
@@ -33,27 +33,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const maxBody = 4096
 
 type env struct {
-	e    *echo.Echo
+	h    http.Handler
 	srv  *httptest.Server
 	pool *pgxpool.Pool
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testutil.SyncBuffer
 }
 
 // migratedPool gives the test a fresh, migrated database.
@@ -76,18 +59,18 @@ func migratedPool(tb testing.TB) *pgxpool.Pool {
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	pool := migratedPool(tb)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(httpapi.NewPoolCollector(pool))
-	e := httpapi.New(httpapi.Options{
+	reg.MustRegister(postgres.NewPoolCollector(pool))
+	h := httpapi.New(httpapi.Options{
 		Store:        postgres.New(pool),
 		Logger:       slog.New(slog.NewJSONHandler(logs, nil)),
 		MaxBodyBytes: maxBody,
 		Registry:     reg,
 	})
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
-	return &env{e: e, srv: srv, pool: pool, logs: logs}
+	return &env{h: h, srv: srv, pool: pool, logs: logs}
 }
 
 type resp struct {
@@ -355,6 +338,53 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestTooLargeOnePath: a body over the limit is the same 413 problem whether
+// the client declares its length or streams it chunked.
+func TestTooLargeOnePath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := `{"title":"t","body":"` + strings.Repeat("x", maxBody) + `"}`
+	for _, chunked := range []bool{false, true} {
+		var r io.Reader = strings.NewReader(body)
+		if chunked {
+			r = io.MultiReader(r) // hides the length: the client sends it chunked
+		}
+		req, err := http.NewRequest("POST", e.srv.URL+"/api/notes", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		want := fmt.Sprintf(`"detail":"request body is larger than the limit of %d bytes"`, maxBody)
+		if res.StatusCode != 413 || res.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b), want) {
+			t.Errorf("chunked %v: %d %s", chunked, res.StatusCode, b)
+		}
+	}
+}
+
+// TestHeadGetsHeadersOnly: HEAD answers carry the headers of the body they
+// would have (type and length) and no body.
+func TestHeadGetsHeadersOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, path := range []string{"/healthz", "/nope"} {
+		head := e.do(t, "HEAD", path, "", nil, "X-Request-ID", "same")
+		del := e.do(t, "DELETE", path, "", nil, "X-Request-ID", "same")
+		if head.status != del.status || head.status < 400 {
+			t.Fatalf("HEAD %s = %d, DELETE = %d", path, head.status, del.status)
+		}
+		if len(head.body) != 0 || head.header.Get("Content-Type") != "application/problem+json" ||
+			head.header.Get("Content-Length") != strconv.Itoa(len(del.body)) {
+			t.Errorf("HEAD %s: body %q, headers %v; DELETE body %d bytes", path, head.body, head.header, len(del.body))
+		}
+	}
+}
+
 func TestRequestIDAndAccessLog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -533,7 +563,7 @@ func TestPaginationConcurrentInserts(t *testing.T) {
 func TestStoreUnavailable(t *testing.T) {
 	t.Parallel()
 	// A pool pointing at a closed port: every DB-backed endpoint answers 503.
-	port, err := pgtest.FreePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,10 +573,10 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	e := httpapi.New(httpapi.Options{Store: postgres.New(pool)})
-	srv := httptest.NewServer(e)
+	h := httpapi.New(httpapi.Options{Store: postgres.New(pool)})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	en := &env{e: e, srv: srv}
+	en := &env{h: h, srv: srv}
 	tests := []struct{ method, path, body string }{
 		{"GET", "/readyz", ""},
 		{"GET", "/api/notes", ""},

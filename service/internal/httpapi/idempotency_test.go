@@ -21,7 +21,7 @@ func (e *env) post(tb testing.TB, body string, keys ...string) *httptest.Respons
 		req.Header.Add("Idempotency-Key", k)
 	}
 	rec := httptest.NewRecorder()
-	e.e.ServeHTTP(rec, req)
+	e.h.ServeHTTP(rec, req)
 	return rec
 }
 
@@ -245,7 +245,7 @@ func TestTransportRetryWithKey(t *testing.T) {
 	dropNext := false
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
-		e.e.ServeHTTP(rec, r) // the request is handled...
+		e.h.ServeHTTP(rec, r) // the request is handled...
 		mu.Lock()
 		drop := dropNext
 		dropNext = false

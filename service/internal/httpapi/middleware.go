@@ -59,7 +59,7 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		elapsed := time.Since(start)
 		res := c.Response()
 		route := c.Path()
-		if !knownRoute(route) {
+		if !s.routes[route] {
 			route = "unmatched"
 		}
 		status := res.Status
@@ -78,11 +78,6 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		return nil
 	}
 }
-
-var routeSet = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true,
-	"/api/notes": true, "/api/notes/:id": true}
-
-func knownRoute(r string) bool { return routeSet[r] }
 
 type httpMetrics struct {
 	requests *prometheus.CounterVec

@@ -5,8 +5,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// routes lists the whole API.
-func (s *server) routes(e *echo.Echo) {
+// addRoutes lists the whole API.
+func (s *server) addRoutes(e *echo.Echo) {
 	e.GET("/", s.handleHello())
 	e.GET("/healthz", s.handleHealthz())
 	e.GET("/readyz", s.handleReadyz())

@@ -1,10 +1,13 @@
-// Package httpapi is the HTTP layer: Echo v4 routes (routes.go), small
-// handlers, middleware (request id, access log, metrics) and one error
-// handler that writes RFC 9457 application/problem+json.
+// Package httpapi is the HTTP layer: New returns the API as an
+// http.Handler, with Echo v4 behind it: the routes (routes.go), small
+// handlers, middleware (request id, access log, metrics), one writer of
+// response bodies and one error handler that writes RFC 9457
+// application/problem+json. The caller runs it in its own http.Server.
 package httpapi
 
 import (
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -40,10 +43,15 @@ type server struct {
 	version      string
 	metrics      *httpMetrics
 	registry     *prometheus.Registry
+	// routes are the route templates of the router, the only values of the
+	// metrics' route label besides "unmatched". Set once in New, before
+	// any request.
+	routes map[string]bool
 }
 
-// New returns the Echo instance serving the whole API.
-func New(o Options) *echo.Echo {
+// New returns the handler serving the whole API. The caller owns the
+// http.Server around it (timeouts, shutdown).
+func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -80,7 +88,11 @@ func New(o Options) *echo.Echo {
 	e.Use(requestID)
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
-	s.routes(e)
+	s.addRoutes(e)
+	s.routes = make(map[string]bool)
+	for _, r := range e.Routes() {
+		s.routes[r.Path] = true
+	}
 	return e
 }
 

@@ -95,32 +95,32 @@ type Input struct {
 func NewNote(in Input) (title, body string, err error) {
 	title, body = DefaultTitle, ""
 	if in.Title != nil {
-		title = NormalizeTitle(*in.Title)
+		title = normalizeTitle(*in.Title)
 	}
 	if in.Body != nil {
 		body = *in.Body
 	}
-	if err := ValidateTitle(title); err != nil {
+	if err := validateTitle(title); err != nil {
 		return "", "", err
 	}
-	if err := ValidateText("body", body); err != nil {
+	if err := validateText("body", body); err != nil {
 		return "", "", err
 	}
 	return title, body, nil
 }
 
-// NormalizeTitle maps an empty or whitespace-only title to DefaultTitle and
+// normalizeTitle maps an empty or whitespace-only title to DefaultTitle and
 // leaves any other title exactly as given.
-func NormalizeTitle(t string) string {
+func normalizeTitle(t string) string {
 	if strings.TrimSpace(t) == "" {
 		return DefaultTitle
 	}
 	return t
 }
 
-// ValidateTitle checks text rules and the length in characters.
-func ValidateTitle(t string) error {
-	if err := ValidateText("title", t); err != nil {
+// validateTitle checks text rules and the length in characters.
+func validateTitle(t string) error {
+	if err := validateText("title", t); err != nil {
 		return err
 	}
 	if n := utf8.RuneCountInString(t); n > MaxTitleChars {
@@ -129,9 +129,9 @@ func ValidateTitle(t string) error {
 	return nil
 }
 
-// ValidateText rejects invalid UTF-8 and NUL characters (Postgres text
+// validateText rejects invalid UTF-8 and NUL characters (Postgres text
 // cannot store NUL).
-func ValidateText(field, s string) error {
+func validateText(field, s string) error {
 	if !utf8.ValidString(s) {
 		return Errorf(EUNPROCESS, "%s is not valid UTF-8", field)
 	}
@@ -150,14 +150,14 @@ type Patch struct {
 // Validate normalises and validates the fields present in p.
 func (p *Patch) Validate() error {
 	if p.Title != nil {
-		t := NormalizeTitle(*p.Title)
-		if err := ValidateTitle(t); err != nil {
+		t := normalizeTitle(*p.Title)
+		if err := validateTitle(t); err != nil {
 			return err
 		}
 		p.Title = &t
 	}
 	if p.Body != nil {
-		if err := ValidateText("body", *p.Body); err != nil {
+		if err := validateText("body", *p.Body); err != nil {
 			return err
 		}
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/notes-stack/notes/service/internal/notes"
 )
 
-// DefaultConnectTimeout applies when the connection string sets none, so a
+// defaultConnectTimeout applies when the connection string sets none, so a
 // request fails with 503 quickly while the database is down.
-const DefaultConnectTimeout = 3 * time.Second
+const defaultConnectTimeout = 3 * time.Second
 
 // PoolOptions sizes the pool.
 type PoolOptions struct {
@@ -39,7 +39,7 @@ func NewPool(ctx context.Context, dsn string, o PoolOptions) (*pgxpool.Pool, err
 		cfg.MinConns = o.MinConns
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "notes"
@@ -68,10 +68,20 @@ func scanNote(row pgx.CollectableRow) (notes.Note, error) {
 	return n, err
 }
 
+// The statements of the hot paths. bench/ runs copies of listQuery and
+// insertQuery through pgbench (TestBenchSQLMatches keeps them in step).
+const (
+	// listQuery is the first page.
+	listQuery = "SELECT " + noteColumns + " FROM notes ORDER BY created_at DESC, id DESC LIMIT $1"
+	// listAfterQuery continues after a cursor; the row comparison uses the
+	// (created_at DESC, id DESC) index.
+	listAfterQuery = "SELECT " + noteColumns + " FROM notes WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+	insertQuery    = "INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING " + noteColumns
+)
+
 // Create inserts a note and returns it as stored.
 func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, error) {
-	rows, _ := s.pool.Query(ctx,
-		"INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING "+noteColumns, title, body)
+	rows, _ := s.pool.Query(ctx, insertQuery, title, body)
 	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
 		return notes.Note{}, mapError(err, "create note")
@@ -129,24 +139,14 @@ func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
 	return n, nil
 }
 
-// ListQuery is the first-page query; the benchmark runs it through pgbench.
-const ListQuery = "SELECT " + noteColumns + " FROM notes ORDER BY created_at DESC, id DESC LIMIT $1"
-
-// ListAfterQuery continues after a cursor; the row comparison uses the
-// (created_at DESC, id DESC) index.
-const ListAfterQuery = "SELECT " + noteColumns + " FROM notes WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
-
-// InsertQuery is the insert the API runs.
-const InsertQuery = "INSERT INTO notes (title, body) VALUES ($1, $2) RETURNING " + noteColumns
-
 // List returns up to limit notes, newest first, strictly after the cursor.
 // It reads one extra row to know whether a next page exists.
 func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes.Page, error) {
 	var rows pgx.Rows
 	if after == nil {
-		rows, _ = s.pool.Query(ctx, ListQuery, limit+1)
+		rows, _ = s.pool.Query(ctx, listQuery, limit+1)
 	} else {
-		rows, _ = s.pool.Query(ctx, ListAfterQuery, after.CreatedAt, after.ID, limit+1)
+		rows, _ = s.pool.Query(ctx, listAfterQuery, after.CreatedAt, after.ID, limit+1)
 	}
 	list, err := pgx.CollectRows(rows, scanNote)
 	if err != nil {
@@ -195,13 +195,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return mapError(err, "ping")
 	}
 	return nil
-}
-
-// SeedRow is one row for Seed.
-type SeedRow struct {
-	Title     string
-	Body      string
-	CreatedAt time.Time
 }
 
 // Seed inserts count generated notes with COPY and returns how many it wrote.

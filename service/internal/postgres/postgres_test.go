@@ -10,8 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/internal/testing/testutil"
 	"github.com/notes-stack/notes/migrations"
 	"github.com/notes-stack/notes/service/internal/notes"
 	"github.com/notes-stack/notes/service/internal/postgres"
@@ -123,7 +125,10 @@ func TestListCursor(t *testing.T) {
 
 func TestUnavailable(t *testing.T) {
 	t.Parallel()
-	port, _ := pgtest.FreePort()
+	port, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	pool, err := postgres.NewPool(context.Background(), fmt.Sprintf("postgres://x@127.0.0.1:%d/x?connect_timeout=1", port), postgres.PoolOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -203,5 +208,31 @@ func TestCreateIdempotent(t *testing.T) {
 	var rows int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM notes WHERE idempotency_key = 'concurrent'").Scan(&rows); err != nil || rows != 1 || creators != 1 {
 		t.Errorf("rows %d, creators %d, err %v; want 1 and 1", rows, creators, err)
+	}
+}
+
+func TestPoolCollector(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(postgres.NewPoolCollector(pool))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	if len(got) != 12 {
+		t.Errorf("%d pgxpool metrics, want 12: %v", len(got), got)
+	}
+	// newStore sizes the pool to 4; the Ping acquired a connection once.
+	if got["pgxpool_max_conns"] != 4 || got["pgxpool_acquire_count_total"] < 1 || got["pgxpool_total_conns"] < 1 {
+		t.Errorf("metrics %v", got)
 	}
 }

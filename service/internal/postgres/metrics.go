@@ -1,22 +1,23 @@
-package httpapi
+package postgres
 
 import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// PoolCollector exports pgxpool.Stat as Prometheus metrics.
-type PoolCollector struct {
+// poolCollector exports pgxpool.Stat as Prometheus metrics.
+type poolCollector struct {
 	pool  *pgxpool.Pool
 	descs map[string]*prometheus.Desc
 }
 
-// NewPoolCollector returns a collector for pool; register it once.
-func NewPoolCollector(pool *pgxpool.Pool) *PoolCollector {
+// NewPoolCollector returns a collector of pool's statistics (pgxpool_*
+// metrics); register it once.
+func NewPoolCollector(pool *pgxpool.Pool) prometheus.Collector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("pgxpool_"+name, help, nil, nil)
 	}
-	return &PoolCollector{pool: pool, descs: map[string]*prometheus.Desc{
+	return &poolCollector{pool: pool, descs: map[string]*prometheus.Desc{
 		"acquire_count":          d("acquire_count_total", "Successful connection acquires from the pool."),
 		"acquire_duration":       d("acquire_duration_seconds_total", "Total time spent acquiring connections."),
 		"acquired_conns":         d("acquired_conns", "Connections currently in use."),
@@ -33,14 +34,14 @@ func NewPoolCollector(pool *pgxpool.Pool) *PoolCollector {
 }
 
 // Describe implements prometheus.Collector.
-func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.descs {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
-func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.pool.Stat()
 	counter := prometheus.CounterValue
 	gauge := prometheus.GaugeValue
