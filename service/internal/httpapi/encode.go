@@ -42,9 +42,11 @@ func writeJSON(c echo.Context, status int, v any) error {
 }
 
 // The list endpoint spends most of its CPU encoding notes. These appenders
-// write the same JSON as encoding/json would for noteJSON (minus its HTML
-// escaping, which JSON does not need) without reflection or intermediate
-// strings. The fuzz test reads every acknowledged note back through them.
+// write a note as the JSON object {"id","title","body","created_at"}, the
+// same bytes encoding/json would write for a struct with those fields
+// (minus its HTML escaping, which JSON does not need), without reflection
+// or intermediate strings. The fuzz test reads every acknowledged note back
+// through them.
 
 const createdAtLayout = "2006-01-02T15:04:05.000000Z07:00"
 

@@ -33,7 +33,7 @@ func (s *server) handleReadyz() echo.HandlerFunc {
 		if s.draining.Load() {
 			return notes.Errorf(notes.EUNAVAILABLE, "shutting down")
 		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.readyTimeout)
+		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
 		defer cancel()
 		if err := s.store.Ping(ctx); err != nil {
 			if notes.ErrorCode(err) != notes.EUNAVAILABLE {

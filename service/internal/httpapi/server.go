@@ -18,6 +18,9 @@ import (
 	"github.com/notes-stack/notes/service/internal/notes"
 )
 
+// readyTimeout bounds the SELECT 1 of /readyz.
+const readyTimeout = time.Second
+
 // Options are the dependencies of the HTTP layer.
 type Options struct {
 	Store        notes.Store
@@ -28,21 +31,18 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Draining, when set and true, makes /readyz answer 503.
 	Draining *atomic.Bool
-	// ReadyTimeout bounds the SELECT 1 of /readyz (default 1s).
-	ReadyTimeout time.Duration
 	// Version is reported by GET /.
 	Version string
 }
 
 type server struct {
-	store        notes.Store
-	log          *slog.Logger
-	maxBody      int64
-	draining     *atomic.Bool
-	readyTimeout time.Duration
-	version      string
-	metrics      *httpMetrics
-	registry     *prometheus.Registry
+	store    notes.Store
+	log      *slog.Logger
+	maxBody  int64
+	draining *atomic.Bool
+	version  string
+	metrics  *httpMetrics
+	registry *prometheus.Registry
 	// routes are the route templates of the router, the only values of the
 	// metrics' route label besides "unmatched". Set once in New, before
 	// any request.
@@ -61,26 +61,20 @@ func New(o Options) http.Handler {
 	if o.Draining == nil {
 		o.Draining = new(atomic.Bool)
 	}
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = time.Second
-	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
 	s := &server{
-		store:        o.Store,
-		log:          o.Logger,
-		maxBody:      o.MaxBodyBytes,
-		draining:     o.Draining,
-		readyTimeout: o.ReadyTimeout,
-		version:      o.Version,
-		metrics:      newHTTPMetrics(o.Registry),
-		registry:     o.Registry,
+		store:    o.Store,
+		log:      o.Logger,
+		maxBody:  o.MaxBodyBytes,
+		draining: o.Draining,
+		version:  o.Version,
+		metrics:  newHTTPMetrics(o.Registry),
+		registry: o.Registry,
 	}
 
 	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
 	e.HTTPErrorHandler = s.errorHandler
 	// Recover first: a panic anywhere below becomes a 500 problem, never a
 	// dropped connection. The inner one lets the access log see the 500.

@@ -33,10 +33,10 @@ const (
 
 // Note is one stored note.
 type Note struct {
-	ID        int64     `json:"id" db:"id"`
-	Title     string    `json:"title" db:"title"`
-	Body      string    `json:"body" db:"body"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	ID        int64
+	Title     string
+	Body      string
+	CreatedAt time.Time
 }
 
 // Error codes. The HTTP layer maps each to one status in one table.
