@@ -19,6 +19,7 @@ package pgtest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -36,8 +37,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/notes-stack/notes/internal/testing/testutil"
+	"github.com/notes-stack/notes/migrations"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package installs its binaries.
@@ -341,6 +344,24 @@ func Shared(tb testing.TB) *Server {
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	return Shared(tb).NewDatabase(tb)
+}
+
+// NewMigratedDatabase is NewDatabase with every migration of migrations/
+// applied: the schema the service runs on.
+func NewMigratedDatabase(tb testing.TB) string {
+	tb.Helper()
+	dsn := NewDatabase(tb)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := migrations.Up(ctx, db); err != nil {
+		tb.Fatalf("pgtest: migrate: %v", err)
+	}
+	return dsn
 }
 
 // NewServer creates and starts a server owned by this test (for tests that

@@ -2,11 +2,13 @@ package pgtest_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/migrations"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -60,5 +62,26 @@ func TestStopStart(t *testing.T) {
 	c.Close(ctx)
 	if s.PID() == 0 {
 		t.Error("PID = 0 while running")
+	}
+}
+
+func TestNewMigratedDatabase(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", pgtest.NewMigratedDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := migrations.Status(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) == 0 {
+		t.Fatal("no migrations")
+	}
+	for _, m := range st {
+		if !m.Applied {
+			t.Errorf("migration %d (%s) not applied", m.Version, m.Path)
+		}
 	}
 }

@@ -16,13 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
 	"github.com/notes-stack/notes/internal/testing/testutil"
-	"github.com/notes-stack/notes/migrations"
 	"github.com/notes-stack/notes/service/internal/httpapi"
 	"github.com/notes-stack/notes/service/internal/notes"
 	"github.com/notes-stack/notes/service/internal/postgres"
@@ -42,17 +41,11 @@ type env struct {
 // migratedPool gives the test a fresh, migrated database.
 func migratedPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	dsn := pgtest.NewDatabase(tb)
-	pool, err := postgres.NewPool(context.Background(), dsn, postgres.PoolOptions{MaxConns: 8})
+	pool, err := postgres.NewPool(context.Background(), pgtest.NewMigratedDatabase(tb), postgres.PoolOptions{MaxConns: 8})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(pool.Close)
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		tb.Fatal(err)
-	}
 	return pool
 }
 
@@ -445,6 +438,18 @@ func (e *env) listPage(tb testing.TB, path string) ([]noteOut, string) {
 	return page, next
 }
 
+// idsNewestFirst reads the ids of all notes from the database in the
+// list's order.
+func (e *env) idsNewestFirst(tb testing.TB) []int64 {
+	tb.Helper()
+	rows, _ := e.pool.Query(context.Background(), "SELECT id FROM notes ORDER BY created_at DESC, id DESC")
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ids
+}
+
 func TestListPagination(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -459,14 +464,7 @@ func TestListPagination(t *testing.T) {
 	if _, err := e.pool.Exec(context.Background(), "INSERT INTO notes (title) SELECT 'same' FROM generate_series(1, 60)"); err != nil {
 		t.Fatal(err)
 	}
-	var want []int64
-	rows, _ := e.pool.Query(context.Background(), "SELECT id FROM notes ORDER BY created_at DESC, id DESC")
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		want = append(want, id)
-	}
-	rows.Close()
+	want := e.idsNewestFirst(t)
 
 	first, _ := e.listPage(t, "/api/notes")
 	if len(first) != notes.DefaultLimit {
@@ -500,14 +498,7 @@ func TestPaginationConcurrentInserts(t *testing.T) {
 	if _, err := postgres.Seed(context.Background(), e.pool, 300); err != nil {
 		t.Fatal(err)
 	}
-	var before []int64
-	rows, _ := e.pool.Query(context.Background(), "SELECT id FROM notes ORDER BY created_at DESC, id DESC")
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		before = append(before, id)
-	}
-	rows.Close()
+	before := e.idsNewestFirst(t)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

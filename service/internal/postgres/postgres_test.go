@@ -9,12 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
 	"github.com/notes-stack/notes/internal/testing/testutil"
-	"github.com/notes-stack/notes/migrations"
 	"github.com/notes-stack/notes/service/internal/notes"
 	"github.com/notes-stack/notes/service/internal/postgres"
 )
@@ -23,16 +21,11 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func newStore(t *testing.T) (*postgres.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool, err := postgres.NewPool(context.Background(), pgtest.NewDatabase(t), postgres.PoolOptions{MaxConns: 4})
+	pool, err := postgres.NewPool(context.Background(), pgtest.NewMigratedDatabase(t), postgres.PoolOptions{MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
 	return postgres.New(pool), pool
 }
 
