@@ -14,12 +14,12 @@ import (
 	"unicode/utf8"
 )
 
-// MaxTitleChars is the longest title, in characters (Unicode code points),
+// maxTitleChars is the longest title, in characters (Unicode code points),
 // not bytes. The column is varchar(160), which counts characters too.
-const MaxTitleChars = 160
+const maxTitleChars = 160
 
-// DefaultTitle replaces a missing, empty or all-whitespace title.
-const DefaultTitle = "Untitled"
+// defaultTitle replaces a missing, empty or all-whitespace title.
+const defaultTitle = "Untitled"
 
 // MaxIdempotencyKeyLen is the longest idempotency key, in bytes (keys are
 // visible ASCII). The column's CHECK enforces the same limit.
@@ -90,10 +90,10 @@ type Input struct {
 }
 
 // NewNote validates in and returns the title and body to store: a missing,
-// empty or whitespace-only title becomes DefaultTitle, a missing body "".
+// empty or whitespace-only title becomes "Untitled" (defaultTitle), a missing body "".
 // Errors are EUNPROCESS.
 func NewNote(in Input) (title, body string, err error) {
-	title, body = DefaultTitle, ""
+	title, body = defaultTitle, ""
 	if in.Title != nil {
 		title = normalizeTitle(*in.Title)
 	}
@@ -109,11 +109,11 @@ func NewNote(in Input) (title, body string, err error) {
 	return title, body, nil
 }
 
-// normalizeTitle maps an empty or whitespace-only title to DefaultTitle and
+// normalizeTitle maps an empty or whitespace-only title to defaultTitle and
 // leaves any other title exactly as given.
 func normalizeTitle(t string) string {
 	if strings.TrimSpace(t) == "" {
-		return DefaultTitle
+		return defaultTitle
 	}
 	return t
 }
@@ -123,8 +123,8 @@ func validateTitle(t string) error {
 	if err := validateText("title", t); err != nil {
 		return err
 	}
-	if n := utf8.RuneCountInString(t); n > MaxTitleChars {
-		return Errorf(EUNPROCESS, "title is %d characters long; the maximum is %d", n, MaxTitleChars)
+	if n := utf8.RuneCountInString(t); n > maxTitleChars {
+		return Errorf(EUNPROCESS, "title is %d characters long; the maximum is %d", n, maxTitleChars)
 	}
 	return nil
 }
