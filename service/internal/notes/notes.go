@@ -90,7 +90,7 @@ type Input struct {
 }
 
 // NewNote validates in and returns the title and body to store: a missing,
-// empty or whitespace-only title becomes "Untitled" (defaultTitle), a missing body "".
+// empty or whitespace-only title becomes "Untitled", a missing body "".
 // Errors are EUNPROCESS.
 func NewNote(in Input) (title, body string, err error) {
 	title, body = defaultTitle, ""
