@@ -20,10 +20,10 @@ var errUnsupportedMedia = &echo.HTTPError{Code: http.StatusUnsupportedMediaType,
 	Message: "Content-Type must be application/json"}
 
 // decodeJSON reads a JSON object into dst, enforcing the content type
-// (415), the body limit (413: an *http.MaxBytesError, also when the declared
-// Content-Length is already too large), well-formed JSON (400) and text that Postgres
-// can store exactly (422: invalid UTF-8, lone UTF-16 surrogate escapes,
-// which encoding/json would silently turn into U+FFFD).
+// (415), the body limit (413: always an *http.MaxBytesError, also when the
+// declared Content-Length is already too large), well-formed JSON (400) and
+// text that Postgres can store exactly (422: invalid UTF-8, lone UTF-16
+// surrogate escapes, which encoding/json would silently turn into U+FFFD).
 func (s *server) decodeJSON(c echo.Context, dst any) error {
 	r := c.Request()
 	if !isJSONContentType(r.Header.Get(echo.HeaderContentType)) {
