@@ -48,7 +48,8 @@ var (
 // service/internal/postgres); its TestBenchSQLMatches fails when they drift.
 const (
 	listQuery   = "SELECT id, title, body, created_at FROM notes ORDER BY created_at DESC, id DESC LIMIT 51;\n"
-	insertQuery = "INSERT INTO notes (title, body) VALUES ('bench note', 'written by pgbench') RETURNING id, title, body, created_at;\n"
+	insertQuery = "INSERT INTO notes (title, body, idempotency_key) VALUES ('bench note', 'written by pgbench', NULL) " +
+		"ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, title, body, created_at;\n"
 )
 
 func main() {

@@ -31,10 +31,8 @@ func TestBenchSQLMatches(t *testing.T) {
 			if i >= len(vs.Values) {
 				break
 			}
-			if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if s, err := strconv.Unquote(lit.Value); err == nil {
-					consts[name.Name] = s
-				}
+			if s, ok := stringValue(vs.Values[i]); ok {
+				consts[name.Name] = s
 			}
 		}
 		return true
@@ -42,7 +40,8 @@ func TestBenchSQLMatches(t *testing.T) {
 	tests := []struct{ name, want string }{
 		// The list handler asks for the default limit plus one.
 		{"listQuery", strings.Replace(listQuery, "$1", strconv.Itoa(notes.DefaultLimit+1), 1) + ";\n"},
-		{"insertQuery", strings.NewReplacer("$1", "'bench note'", "$2", "'written by pgbench'").Replace(insertQuery) + ";\n"},
+		// POST /api/notes without an Idempotency-Key.
+		{"insertQuery", strings.NewReplacer("$1", "'bench note'", "$2", "'written by pgbench'", "$3", "NULL").Replace(insertQuery) + ";\n"},
 	}
 	for _, tc := range tests {
 		got, ok := consts[tc.name]
@@ -54,4 +53,23 @@ func TestBenchSQLMatches(t *testing.T) {
 			t.Errorf("%s: %s = %q\nthe service runs          %q", path, tc.name, got, tc.want)
 		}
 	}
+}
+
+// stringValue evaluates a string literal or a concatenation of them.
+func stringValue(e ast.Expr) (string, bool) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(e.Value)
+		return s, err == nil
+	case *ast.BinaryExpr:
+		x, okx := stringValue(e.X)
+		y, oky := stringValue(e.Y)
+		return x + y, okx && oky && e.Op == token.ADD
+	case *ast.ParenExpr:
+		return stringValue(e.X)
+	}
+	return "", false
 }
