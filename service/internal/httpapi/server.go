@@ -23,8 +23,10 @@ const readyTimeout = time.Second
 
 // Options are the dependencies of the HTTP layer.
 type Options struct {
-	Store        notes.Store
-	Logger       *slog.Logger
+	Store notes.Store
+	// Logger gets the access log and 5xx causes. Nil discards them.
+	Logger *slog.Logger
+	// MaxBodyBytes is the request body limit (413 above it; default 1 MiB).
 	MaxBodyBytes int64
 	// Registry receives the HTTP metrics and is served on /metrics. Nil
 	// makes a fresh registry with only the HTTP metrics.
