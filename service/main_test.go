@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -373,5 +374,40 @@ func TestServeListenError(t *testing.T) {
 	_, _, err := runCmd(t, map[string]string{"HTTP_ADDR": addr, "DATABASE_URL": "postgres://u@127.0.0.1:1/db"})
 	if err == nil || exitCode(err) != 1 || errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestServeServerLimits: serve's http.Server enforces the header size limit
+// and HTTP_READ_TIMEOUT (as the header timeout too).
+func TestServeServerLimits(t *testing.T) {
+	s := startService(t, map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "HTTP_READ_TIMEOUT": "300ms"})
+	req, err := http.NewRequest("GET", s.base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Well over 64 KiB: net/http enforces the limit only to within its
+	// buffer sizes (4 KiB of slack, plus what it read ahead on the connection).
+	req.Header.Set("X-Big", strings.Repeat("a", 100<<10))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("100 KiB of headers = %d, want 431", res.StatusCode)
+	}
+
+	// A client that never finishes its headers is disconnected.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("slow headers: connection not closed by the server: %v", err)
 	}
 }
