@@ -3,10 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -21,15 +19,15 @@ import (
 // migration container names. A change therefore gives new names, so Pulumi's default
 // create-before-delete replacement can start the new replicas next to the old ones (no fixed
 // names, no host ports), waits for them to be healthy, lets the Proxy rewrite the upstream list
-// and reload, and deletes the old replicas at the end of the update.
+// and reload, and Retire stops the old replicas once nginx no longer routes to them.
 type App struct {
 	pulumi.ResourceState
 
 	Image     *local.Command // docker build on the target daemon; stdout ends with the image id
-	ImageRef  string
 	Revision  *local.Command
 	Migration *docker.Container
-	Replicas  []*docker.Container
+	// Ready is every replica: what the nginx configuration waits for.
+	Ready []pulumi.Resource
 
 	ImageID      pulumi.StringOutput
 	RevisionID   pulumi.StringOutput
@@ -50,51 +48,69 @@ type replicaSpec struct {
 	Version         int // bump when the container definition below changes
 }
 
-func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Database, opts ...pulumi.ResourceOption) (*App, error) {
-	name := cfg.Name("app")
+// AppArgs is what the App component uses.
+type AppArgs struct {
+	Stack    string
+	Provider *docker.Provider
+	OnHost   OnHost
+	// HostReady is what the image build (a command on the host) waits for.
+	HostReady []pulumi.Resource
+
+	// Build phase.
+	Context    BuildContext
+	ImageRef   string
+	GoImage    string
+	AppVersion string
+	Push       bool   // also push ImageRef (pushRegistry set)
+	DockerHost string // a build on another daemon is a new build
+
+	// Replicas.
+	Replicas        int
+	LogLevel        string
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+	MemoryMB        int
+	CPUs            string // as the docker provider reads it back (Config.DockerCPUs)
+	StopGrace       int    // seconds between SIGTERM and SIGKILL
+	Network         pulumi.StringOutput
+	NetworkName     string // Network's name, known before it exists (part of the replica spec)
+
+	// Database.
+	OwnerURL      pulumi.StringOutput // secret; migrations
+	AppURL        pulumi.StringOutput // secret; replicas
+	AppPassword   pulumi.StringOutput // secret; the migration sets it on AppRole
+	DatabaseReady []pulumi.Resource   // what the migration waits for (empty: external database)
+}
+
+// NewApp registers the App component name (notes-<stack>-app): the build, migrate and roll-out
+// phases of a deploy.
+func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.ResourceOption) (*App, error) {
 	a := &App{}
 	if err := ctx.RegisterComponentResource("notes:infra:App", name, a, opts...); err != nil {
 		return nil, err
 	}
-	prov := pulumi.Provider(host.Provider)
+	prov := pulumi.Provider(args.Provider)
 
-	// Build context: the repository root, relative to the working directory (infra/ when run
-	// by the Pulumi CLI) so the state does not depend on where the repository is checked out.
-	root, err := repoRoot()
-	if err != nil {
-		return nil, err
-	}
-	buildDir := root
-	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, root); err == nil {
-			buildDir = rel
-		}
-	}
-	digest, err := ContextDigest(root)
-	if err != nil {
-		return nil, fmt.Errorf("hashing the build context %s: %w", root, err)
-	}
-	imageRef := cfg.ImageRef()
-	buildCmd, buildEnv := host.BuildCommand(cfg, imageRef)
+	// Phase build: the image, built on the target daemon from exactly the hashed context.
+	buildCmd, buildEnv := buildCommand(args.OnHost, args.Context.Files, args.ImageRef, args.GoImage, args.AppVersion, args.Push)
 	img, err := local.NewCommand(ctx, name+"-image", &local.CommandArgs{
 		Create:      pulumi.String(buildCmd),
 		Environment: buildEnv,
-		Dir:         pulumi.String(buildDir),
+		Dir:         pulumi.String(args.Context.Dir),
 		// A new context, base image or version rebuilds the image; a rebuild gives a new id.
 		Triggers: pulumi.Array{
-			pulumi.String(digest),
-			pulumi.String(cfg.GoImage),
-			pulumi.String(cfg.AppVersion),
-			pulumi.String(imageRef),
-			pulumi.String(cfg.DockerHost),
+			pulumi.String(args.Context.Digest),
+			pulumi.String(args.GoImage),
+			pulumi.String(args.AppVersion),
+			pulumi.String(args.ImageRef),
+			pulumi.String(args.DockerHost),
 		},
 		Logging: local.LoggingStderr,
-	}, pulumi.Parent(a), pulumi.DependsOn(host.Ready))
+	}, pulumi.Parent(a), pulumi.DependsOn(args.HostReady))
 	if err != nil {
 		return nil, err
 	}
 	a.Image = img
-	a.ImageRef = imageRef
 	// The image id (sha256:...), unique per build: containers reference it, so a new build
 	// replaces them.
 	a.ImageID = img.Stdout.ApplyT(func(out string) (string, error) {
@@ -102,12 +118,15 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 	}).(pulumi.StringOutput)
 
 	spec := replicaSpec{
-		LogLevel:   cfg.LogLevel,
-		DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
-		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(), StopGrace: cfg.StopGrace(),
-		Network: cfg.Name("net"), Version: 1,
+		LogLevel:   args.LogLevel,
+		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
+		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace,
+		Network: args.NetworkName, Version: 1,
 	}
-	specJSON, _ := json.Marshal(spec)
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
 
 	// The revision: a random id, regenerated only when one of its triggers changes. Secrets in
 	// the triggers are stored encrypted (the Triggers array is secret as a whole).
@@ -116,8 +135,8 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 		Triggers: pulumi.Array{
 			a.ImageID,
 			pulumi.String(sha256Hex(specJSON)),
-			db.OwnerURL,
-			db.AppURL,
+			args.OwnerURL,
+			args.AppURL,
 		},
 	}, pulumi.Parent(a))
 	if err != nil {
@@ -132,72 +151,77 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 		return s, nil
 	})).(pulumi.StringOutput)
 
-	network := docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: net.Network.Name}}
-	hardening := func(args *docker.ContainerArgs) *docker.ContainerArgs {
-		args.User = pulumi.String("65532:65532")
-		args.ReadOnly = pulumi.Bool(true)
-		args.Tmpfs = pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")}
-		args.Capabilities = docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})}
-		args.SecurityOpts = pulumi.ToStringArray([]string{"no-new-privileges"})
-		args.Memory = pulumi.Int(cfg.ServiceMemoryMB)
-		args.MemorySwap = pulumi.Int(cfg.ServiceMemoryMB)
-		args.Cpus = pulumi.String(cfg.DockerCPUs())
-		args.LogDriver = pulumi.String("json-file")
-		args.LogOpts = logOpts()
-		args.NetworksAdvanced = network
-		return args
+	network := docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}}
+	hardening := func(c *docker.ContainerArgs) *docker.ContainerArgs {
+		c.User = pulumi.String("65532:65532")
+		c.ReadOnly = pulumi.Bool(true)
+		c.Tmpfs = pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")}
+		c.Capabilities = docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})}
+		c.SecurityOpts = pulumi.ToStringArray([]string{"no-new-privileges"})
+		c.Memory = pulumi.Int(args.MemoryMB)
+		c.MemorySwap = pulumi.Int(args.MemoryMB)
+		c.Cpus = pulumi.String(args.CPUs)
+		c.LogDriver = pulumi.String("json-file")
+		c.LogOpts = logOpts()
+		c.NetworksAdvanced = network
+		return c
 	}
 
-	// Migrations: `notes migrate up` as the owner; it also creates/rotates the notes_app role.
+	// Phase migrate: `notes migrate up` as the owner; it also creates/rotates the notes_app role.
 	// attach=true makes the provider wait for the exit; mustRun=false keeps the exited container
 	// (so the next `pulumi up` sees no change); the exit code is checked below.
 	mig, err := docker.NewContainer(ctx, name+"-migrate", hardening(&docker.ContainerArgs{
-		Name:    pulumi.Sprintf("%s-%s", cfg.Name("migrate"), a.RevisionID),
+		Name:    pulumi.Sprintf("%s-%s", objectName(args.Stack, "migrate"), a.RevisionID),
 		Image:   a.ImageID,
 		Command: pulumi.ToStringArray([]string{"migrate", "up"}),
 		Envs: pulumi.StringArray{
-			pulumi.Sprintf("DATABASE_URL=%s", db.OwnerURL),
+			pulumi.Sprintf("DATABASE_URL=%s", args.OwnerURL),
 			pulumi.String("APP_DB_ROLE=" + AppRole),
-			pulumi.Sprintf("APP_DB_PASSWORD=%s", cfg.AppDBPassword),
-			pulumi.String("LOG_LEVEL=" + cfg.LogLevel),
+			pulumi.Sprintf("APP_DB_PASSWORD=%s", args.AppPassword),
+			pulumi.String("LOG_LEVEL=" + args.LogLevel),
 			pulumi.String("LOG_FORMAT=json"),
 		},
 		Attach:  pulumi.Bool(true),
 		Logs:    pulumi.Bool(true),
 		MustRun: pulumi.Bool(false),
 		Restart: pulumi.String("no"),
-		Labels:  containerLabels(cfg, "migrate", "org.opencontainers.image.version", cfg.AppVersion),
-	}), pulumi.Parent(a), prov, pulumi.DependsOn(depends(db.Container, db.PasswordCmd)), createBeforeDelete)
+		Labels:  containerLabels(args.Stack, "migrate", "org.opencontainers.image.version", args.AppVersion),
+	}), pulumi.Parent(a), prov, pulumi.DependsOn(args.DatabaseReady), createBeforeDelete)
 	if err != nil {
 		return nil, err
 	}
 	a.Migration = mig
 	// Fails the update (before any replica is created or replaced) unless the migration exited 0.
 	migrated := pulumi.All(mig.ExitCode, mig.ContainerLogs, mig.Name).ApplyT(func(v []any) (string, error) {
-		code := v[0].(int)
+		code, name := v[0].(int), v[2].(string)
 		if code != 0 {
 			logs := ""
 			if l, ok := v[1].(string); ok {
 				logs = tail(l, 30)
 			}
-			return "", fmt.Errorf("migration container %s exited with status %d; replicas were not changed.\n%s", v[2].(string), code, logs)
+			return "", fmt.Errorf("phase migrate: migration container %s exited with status %d; replicas were not changed.\n%s", name, code, logs)
+		}
+		if err := ctx.Log.Info(fmt.Sprintf("phase migrate: %s exited 0", name), &pulumi.LogArgs{Resource: mig}); err != nil {
+			return "", err
 		}
 		return "ok", nil
 	}).(pulumi.StringOutput)
 
+	// Phase roll out (first half): the new replicas, next to the old ones. The Proxy then routes
+	// to them and Retire stops the old ones.
 	var names pulumi.StringArray
-	for i := 1; i <= cfg.Replicas; i++ {
+	for i := 1; i <= args.Replicas; i++ {
 		r, err := docker.NewContainer(ctx, fmt.Sprintf("%s-%d", name, i), hardening(&docker.ContainerArgs{
-			Name:    pulumi.Sprintf("%s-%s", cfg.Name("app", strconv.Itoa(i)), a.RevisionID),
+			Name:    pulumi.Sprintf("%s-%d-%s", name, i, a.RevisionID),
 			Image:   a.ImageID,
 			Command: pulumi.ToStringArray([]string{"serve"}),
 			Envs: pulumi.StringArray{
-				pulumi.Sprintf("DATABASE_URL=%s", db.AppURL),
+				pulumi.Sprintf("DATABASE_URL=%s", args.AppURL),
 				pulumi.String("HTTP_ADDR=:8080"),
-				pulumi.String("LOG_LEVEL=" + cfg.LogLevel),
+				pulumi.String("LOG_LEVEL=" + args.LogLevel),
 				pulumi.String("LOG_FORMAT=json"),
-				pulumi.String("DRAIN_DELAY=" + cfg.DrainDelay.String()),
-				pulumi.String("SHUTDOWN_TIMEOUT=" + cfg.ShutdownTimeout.String()),
+				pulumi.String("DRAIN_DELAY=" + args.DrainDelay.String()),
+				pulumi.String("SHUTDOWN_TIMEOUT=" + args.ShutdownTimeout.String()),
 			},
 			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve,
 			// before nginx sends it traffic.
@@ -212,9 +236,9 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 			WaitTimeout:         pulumi.Int(120),
 			Restart:             pulumi.String("unless-stopped"),
 			StopSignal:          pulumi.String("SIGTERM"),
-			StopTimeout:         pulumi.Int(cfg.StopGrace()),
-			DestroyGraceSeconds: pulumi.Int(cfg.StopGrace()),
-			Labels: append(containerLabels(cfg, "app", "org.opencontainers.image.version", cfg.AppVersion),
+			StopTimeout:         pulumi.Int(args.StopGrace),
+			DestroyGraceSeconds: pulumi.Int(args.StopGrace),
+			Labels: append(containerLabels(args.Stack, "app", "org.opencontainers.image.version", args.AppVersion),
 				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.migration"), Value: migrated}),
 		}), pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete,
 			// Retire (retire.go) stops old replicas once Nginx no longer routes to them.
@@ -222,13 +246,13 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 		if err != nil {
 			return nil, err
 		}
-		a.Replicas = append(a.Replicas, r)
+		a.Ready = append(a.Ready, r)
 		names = append(names, r.Name)
 	}
 	a.ReplicaNames = names.ToStringArrayOutput()
 	if err := ctx.RegisterResourceOutputs(a, pulumi.Map{
 		"imageId":      a.ImageID,
-		"imageName":    pulumi.String(imageRef),
+		"imageName":    pulumi.String(args.ImageRef),
 		"revision":     a.RevisionID,
 		"replicaNames": a.ReplicaNames,
 		"migration":    mig.Name,
@@ -243,26 +267,6 @@ func NewApp(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Data
 // before the new one exists, and nginx answers 502 in between). Our names change with every
 // revision, so create-before-delete cannot conflict.
 var createBeforeDelete = pulumi.DeleteBeforeReplace(false)
-
-func depends(rs ...pulumi.Resource) []pulumi.Resource {
-	var out []pulumi.Resource
-	for _, r := range rs {
-		if r != nil && !isNilResource(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func isNilResource(r pulumi.Resource) bool {
-	switch v := r.(type) {
-	case *docker.Container:
-		return v == nil
-	case *local.Command:
-		return v == nil
-	}
-	return false
-}
 
 func tail(s string, n int) string {
 	// Docker's log stream has binary frame headers; keep printable text only.

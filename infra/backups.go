@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -30,19 +31,35 @@ type Backups struct {
 	Container *docker.Container
 }
 
-func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *Database, app *App, opts ...pulumi.ResourceOption) (*Backups, error) {
-	name := cfg.Name("backup")
+// BackupsArgs is what the Backups component uses.
+type BackupsArgs struct {
+	Stack    string
+	Provider *docker.Provider
+	// ImageID is an already pulled Postgres image (the database's); nil to pull Image here (an
+	// external database).
+	ImageID  pulumi.StringInput
+	Image    string
+	OwnerURL pulumi.StringOutput // secret
+	Network  pulumi.StringOutput
+	Volume   pulumi.StringOutput // the backups volume
+	Interval time.Duration
+	Keep     int
+	// Ready is what the first dump waits for (the database and the migration).
+	Ready []pulumi.Resource
+}
+
+// NewBackups registers the Backups component name (notes-<stack>-backup, also the container's
+// name).
+func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pulumi.ResourceOption) (*Backups, error) {
 	b := &Backups{}
 	if err := ctx.RegisterComponentResource("notes:infra:Backups", name, b, opts...); err != nil {
 		return nil, err
 	}
-	prov := pulumi.Provider(host.Provider)
-	image := pulumi.StringOutput{}
-	if db.Image != nil {
-		image = db.Image.ImageId
-	} else {
+	prov := pulumi.Provider(args.Provider)
+	image := args.ImageID
+	if image == nil {
 		img, err := docker.NewRemoteImage(ctx, name+"-image", &docker.RemoteImageArgs{
-			Name:        pulumi.String(cfg.PostgresImage),
+			Name:        pulumi.String(args.Image),
 			KeepLocally: pulumi.Bool(true),
 		}, pulumi.Parent(b), prov)
 		if err != nil {
@@ -50,9 +67,9 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 		}
 		image = img.ImageId
 	}
-	conn := newPGConn(db.OwnerURL)
+	conn := newPGConn(args.OwnerURL)
 	c, err := docker.NewContainer(ctx, name+"-container", &docker.ContainerArgs{
-		Name:        pulumi.String(cfg.Name("backup")),
+		Name:        pulumi.String(name),
 		Image:       image,
 		Entrypoints: pulumi.ToStringArray([]string{"/bin/sh", BackupCommand, "loop"}),
 		Envs: pulumi.StringArray{
@@ -65,8 +82,8 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 			conn.env("PGAPPNAME"),
 			conn.password(),
 			pulumi.String("BACKUP_DIR=/backups"),
-			pulumi.String(fmt.Sprintf("BACKUP_INTERVAL=%d", int(cfg.BackupInterval.Seconds()))),
-			pulumi.String(fmt.Sprintf("BACKUP_RETENTION=%d", cfg.BackupKeep)),
+			pulumi.String(fmt.Sprintf("BACKUP_INTERVAL=%d", int(args.Interval.Seconds()))),
+			pulumi.String(fmt.Sprintf("BACKUP_RETENTION=%d", args.Keep)),
 		},
 		Uploads: docker.ContainerUploadArray{docker.ContainerUploadArgs{
 			File:       pulumi.String(BackupCommand),
@@ -74,9 +91,9 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 			Executable: pulumi.Bool(true),
 		}},
 		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
-			VolumeName: net.Backups.Name, ContainerPath: pulumi.String("/backups"), ReadOnly: pulumi.Bool(false),
+			VolumeName: args.Volume, ContainerPath: pulumi.String("/backups"), ReadOnly: pulumi.Bool(false),
 		}},
-		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: net.Network.Name}},
+		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 		Capabilities:     docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
 		SecurityOpts:     pulumi.ToStringArray([]string{"no-new-privileges"}),
 		Memory:           pulumi.Int(512),
@@ -85,8 +102,8 @@ func NewBackups(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, db *
 		StopTimeout:      pulumi.Int(10),
 		LogDriver:        pulumi.String("json-file"),
 		LogOpts:          logOpts(),
-		Labels:           containerLabels(cfg, "backup"),
-	}, pulumi.Parent(b), prov, pulumi.DependsOn(depends(db.Container, app.Migration)))
+		Labels:           containerLabels(args.Stack, "backup"),
+	}, pulumi.Parent(b), prov, pulumi.DependsOn(args.Ready))
 	if err != nil {
 		return nil, err
 	}

@@ -5,21 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
-)
-
-// TLS modes accepted by the `tls` key.
-const (
-	TLSOff      = "off"
-	TLSProvided = "provided"
-	TLSACME     = "acme"
 )
 
 // AppRole is the least-privilege Postgres role the replicas connect as. `notes migrate up`
@@ -34,9 +27,9 @@ type Config struct {
 	Stack   string
 
 	// Docker host and SSH.
-	DockerHost string   // unix://, tcp:// or ssh://user@host[:port]
-	SSHOpts    []string // extra ssh arguments (provider SshOpts and our own ssh commands)
-	Bootstrap  bool     // install Docker over SSH before anything else (ssh:// only)
+	DockerHost DockerHost // parsed notes:dockerHost
+	SSHOpts    []string   // extra ssh arguments (provider SshOpts and our own ssh commands)
+	Bootstrap  bool       // install Docker over SSH before anything else (ssh:// only)
 
 	// Service.
 	Replicas        int
@@ -56,7 +49,7 @@ type Config struct {
 	BindAddress  string
 	HTTPPort     int
 	HTTPSPort    int
-	TLS          string
+	TLS          nginx.TLSMode
 	Domain       string
 	ACMEEmail    string
 	ACMEStaging  bool
@@ -118,7 +111,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		Project: ctx.Project(),
 		Stack:   ctx.Stack(),
 
-		DockerHost: r.str("dockerHost", defaultDockerHost),
+		DockerHost: r.dockerHost("dockerHost", defaultDockerHost),
 		Bootstrap:  r.boolean("bootstrap", false),
 
 		Replicas:        r.integer("replicas", 1),
@@ -137,7 +130,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		BindAddress:  r.str("bindAddress", "0.0.0.0"),
 		HTTPPort:     r.integer("httpPort", 80),
 		HTTPSPort:    r.integer("httpsPort", 443),
-		TLS:          r.str("tls", TLSOff),
+		TLS:          r.tlsMode("tls", nginx.TLSOff),
 		Domain:       r.str("domain", ""),
 		ACMEEmail:    r.str("acmeEmail", ""),
 		ACMEStaging:  r.boolean("acmeStaging", false),
@@ -175,7 +168,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	} else {
 		r.errs = append(r.errs, keyErr("appDbPassword", "required: password of the least-privilege role %s the replicas use (`pulumi config set --secret appDbPassword ...`)", AppRole))
 	}
-	if cfg.TLS == TLSProvided {
+	if cfg.TLS == nginx.TLSProvided {
 		if v, err := c.TrySecret("tlsCert"); err == nil {
 			cfg.TLSCert = v
 		} else {
@@ -201,23 +194,13 @@ func (c *Config) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) { errs = append(errs, keyErr(key, format, args...)) }
 
-	switch h := c.DockerHost; {
-	case strings.HasPrefix(h, "unix:///"):
-	case strings.HasPrefix(h, "tcp://"):
-		if err := validTCPHost(h); err != nil {
-			add("dockerHost", "%v", err)
-		}
-	case strings.HasPrefix(h, "ssh://"):
-		if _, err := ParseSSH(h); err != nil {
-			add("dockerHost", "%v", err)
-		}
-	default:
-		add("dockerHost", "%q must start with unix://, tcp:// or ssh://", h)
+	if c.DockerHost.Kind == 0 {
+		add("dockerHost", "not set (unix:///path, tcp://host:port or ssh://user@host[:port])")
 	}
-	if c.Bootstrap && !strings.HasPrefix(c.DockerHost, "ssh://") {
+	if c.Bootstrap && !c.DockerHost.IsSSH() {
 		add("bootstrap", "only valid with an ssh:// dockerHost (it installs Docker over SSH)")
 	}
-	if len(c.SSHOpts) > 0 && !strings.HasPrefix(c.DockerHost, "ssh://") {
+	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() {
 		add("sshOpts", "only used with an ssh:// dockerHost")
 	}
 	if c.Replicas < 1 || c.Replicas > 20 {
@@ -270,8 +253,8 @@ func (c *Config) Validate() error {
 	}
 	checkPort("httpPort", c.HTTPPort)
 	switch c.TLS {
-	case TLSOff:
-	case TLSProvided, TLSACME:
+	case nginx.TLSOff:
+	case nginx.TLSProvided, nginx.TLSACME:
 		checkPort("httpsPort", c.HTTPSPort)
 		if c.HTTPSPort == c.HTTPPort {
 			add("httpsPort", "must differ from httpPort (%d)", c.HTTPPort)
@@ -285,7 +268,7 @@ func (c *Config) Validate() error {
 	if c.Domain != "" && !validDNSName(c.Domain, 2) {
 		add("domain", "%q is not a DNS name (labels of [A-Za-z0-9-] not starting or ending with '-', at least two labels, 253 characters at most)", c.Domain)
 	}
-	if c.TLS == TLSACME {
+	if c.TLS == nginx.TLSACME {
 		if c.ACMEEmail == "" {
 			add("acmeEmail", "a contact e-mail address is required with tls=acme")
 		} else if err := validACMEEmail(c.ACMEEmail); err != nil {
@@ -304,7 +287,7 @@ func (c *Config) Validate() error {
 		if ip := net.ParseIP(c.BindAddress); ip == nil || !ip.IsLoopback() {
 			add("dbPort", "Postgres may only be published on the loopback interface, but bindAddress is %q; use 0 (not published) and an SSH tunnel", c.BindAddress)
 		}
-		if c.DBPort == c.HTTPPort || (c.TLS != TLSOff && c.DBPort == c.HTTPSPort) {
+		if c.DBPort == c.HTTPPort || (c.TLS != nginx.TLSOff && c.DBPort == c.HTTPSPort) {
 			add("dbPort", "must differ from the nginx ports")
 		}
 	}
@@ -345,7 +328,13 @@ func (c *Config) StopGrace() int {
 
 // Name returns the container/resource name notes-<stack>-<role>[-suffix...].
 func (c *Config) Name(role string, suffix ...string) string {
-	return strings.Join(append([]string{"notes", c.Stack, role}, suffix...), "-")
+	return objectName(c.Stack, role, suffix...)
+}
+
+// objectName is the one naming scheme of the stack's resources and Docker objects:
+// notes-<stack>-<role>[-suffix...].
+func objectName(stack, role string, suffix ...string) string {
+	return strings.Join(append([]string{"notes", stack, role}, suffix...), "-")
 }
 
 // PublicHost is the host name clients use for the URLs.
@@ -353,15 +342,8 @@ func (c *Config) PublicHost() string {
 	if c.Domain != "" {
 		return c.Domain
 	}
-	if strings.HasPrefix(c.DockerHost, "ssh://") {
-		if t, err := ParseSSH(c.DockerHost); err == nil {
-			return t.Host
-		}
-	}
-	if strings.HasPrefix(c.DockerHost, "tcp://") {
-		if u, err := url.Parse(c.DockerHost); err == nil && u.Hostname() != "" {
-			return u.Hostname()
-		}
+	if h, remote := c.DockerHost.RemoteHost(); remote {
+		return h
 	}
 	if ip := net.ParseIP(c.BindAddress); ip != nil && !ip.IsUnspecified() {
 		return c.BindAddress
@@ -375,7 +357,7 @@ func (c *Config) BaseURL() string {
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	if c.TLS != TLSOff {
+	if c.TLS != nginx.TLSOff {
 		if c.HTTPSPort == 443 {
 			return "https://" + host
 		}
@@ -385,60 +367,6 @@ func (c *Config) BaseURL() string {
 		return "http://" + host
 	}
 	return fmt.Sprintf("http://%s:%d", host, c.HTTPPort)
-}
-
-// SSHTarget is a parsed ssh://user@host:port Docker host.
-type SSHTarget struct {
-	User string
-	Host string
-	Port int
-}
-
-// ParseSSH parses ssh://[user@]host[:port]. The user must be [A-Za-z0-9._-] not starting with
-// '-', the host a DNS name or an IP literal (IPv6 in brackets), the port 1-65535: none of them
-// can then be read as an ssh option or carry shell syntax.
-func ParseSSH(h string) (SSHTarget, error) {
-	u, err := url.Parse(h)
-	if err != nil || u.Scheme != "ssh" || u.Hostname() == "" || u.Opaque != "" {
-		return SSHTarget{}, fmt.Errorf("%q must look like ssh://user@host[:port]", h)
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
-		return SSHTarget{}, fmt.Errorf("%q: ssh:// host must not have a path, query or fragment", h)
-	}
-	if _, set := u.User.Password(); set {
-		return SSHTarget{}, fmt.Errorf("%q: no password in the URL; use an SSH key (notes:sshOpts -i KEY or ssh-agent)", h)
-	}
-	t := SSHTarget{User: u.User.Username(), Host: u.Hostname(), Port: 22}
-	if u.User != nil && !sshUserRE.MatchString(t.User) {
-		return SSHTarget{}, fmt.Errorf("%q: invalid user %q (letters, digits, '.', '_', '-', not starting with '-')", h, t.User)
-	}
-	if err := validHost(t.Host); err != nil {
-		return SSHTarget{}, fmt.Errorf("%q: %v", h, err)
-	}
-	if strings.HasSuffix(u.Host, ":") {
-		return SSHTarget{}, fmt.Errorf("%q: invalid port", h)
-	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 || p[0] == '0' {
-			return SSHTarget{}, fmt.Errorf("%q: invalid port %q (1-65535)", h, p)
-		}
-		t.Port = n
-	}
-	return t, nil
-}
-
-var sshUserRE = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]*$`)
-
-// validHost accepts an IP literal or a DNS name (one label or more).
-func validHost(h string) error {
-	if ip := net.ParseIP(h); ip != nil {
-		return nil
-	}
-	if !validDNSName(h, 1) {
-		return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
-	}
-	return nil
 }
 
 // validDNSName reports whether s is a DNS name of at least minLabels labels: labels of 1-63
@@ -479,23 +407,6 @@ func validACMEEmail(s string) error {
 	return nil
 }
 
-// validTCPHost checks a tcp://host:port Docker host: host a DNS name or IP literal, port 1-65535.
-func validTCPHost(h string) error {
-	u, err := url.Parse(h)
-	if err != nil || u.Hostname() == "" || u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q must look like tcp://host:port", h)
-	}
-	if err := validHost(u.Hostname()); err != nil {
-		return fmt.Errorf("%q: %v", h, err)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
-			return fmt.Errorf("%q: invalid port %q (1-65535)", h, p)
-		}
-	}
-	return nil
-}
-
 // reader collects parse errors that name the key.
 type reader struct {
 	c    *config.Config
@@ -517,6 +428,33 @@ func (r *reader) str(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// dockerHost parses the Docker host key once into its typed value.
+func (r *reader) dockerHost(key, def string) DockerHost {
+	h, err := ParseDockerHost(r.str(key, def))
+	if err != nil {
+		r.errs = append(r.errs, keyErr(key, "%v", err))
+	}
+	return h
+}
+
+// tlsMode reads the TLS mode into the nginx package's type.
+func (r *reader) tlsMode(key string, def nginx.TLSMode) nginx.TLSMode {
+	m, err := parseTLSMode(r.str(key, string(def)))
+	if err != nil {
+		r.errs = append(r.errs, keyErr(key, "%v", err))
+		return def
+	}
+	return m
+}
+
+func parseTLSMode(s string) (nginx.TLSMode, error) {
+	switch m := nginx.TLSMode(s); m {
+	case nginx.TLSOff, nginx.TLSProvided, nginx.TLSACME:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q must be off, provided or acme", s)
 }
 
 func (r *reader) integer(key string, def int) int {

@@ -6,39 +6,62 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
-
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// Database is the Postgres container (or, with notes:databaseUrl, only the connection strings of
-// an external database). OwnerURL is for migrations and backups, AppURL (role notes_app) for the
-// replicas; both are secrets.
+// DatabaseArgs is what the Database component uses. With ExternalURL set, no container is
+// created and only the connection strings are derived.
+type DatabaseArgs struct {
+	Stack    string
+	Provider *docker.Provider
+	OnHost   OnHost // the password command runs on the host
+
+	ExternalURL pulumi.StringOutput // secret; owner URL of an external database
+	External    bool
+
+	Image       string
+	Network     pulumi.StringOutput
+	DataVolume  pulumi.StringOutput
+	Port        int                 // publish on BindAddress:Port; 0 = not published
+	BindAddress string              // validated loopback when Port is set
+	Name        string              // database
+	Owner       string              // owner role (POSTGRES_USER)
+	Password    pulumi.StringOutput // secret; the owner's
+	AppPassword pulumi.StringOutput // secret; AppRole's
+}
+
+// Database is the Postgres container (or, with an external database, only the connection
+// strings). OwnerURL is for migrations and backups, AppURL (role notes_app) for the replicas;
+// both are secrets.
 type Database struct {
 	pulumi.ResourceState
 
-	Image     *docker.RemoteImage // nil with an external database
-	Container *docker.Container   // nil with an external database
-	// PasswordCmd applies dbPassword to the owner role; nil with an external database.
-	PasswordCmd *local.Command
-	OwnerURL    pulumi.StringOutput
-	AppURL      pulumi.StringOutput
-	// Host is the host name of the database as seen from the stack's network.
+	OwnerURL pulumi.StringOutput
+	AppURL   pulumi.StringOutput
+	// Host is the host name of the database as seen from the stack's network (the container's
+	// name, or the external host).
 	Host pulumi.StringOutput
+	// ImageID is the Postgres image the container runs (unset with an external database).
+	ImageID pulumi.StringOutput
+	// Ready is what must exist before the database is used: the container and the command that
+	// applies the owner's password; empty with an external database.
+	Ready []pulumi.Resource
 }
 
-func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opts ...pulumi.ResourceOption) (*Database, error) {
-	name := cfg.Name("db")
+// NewDatabase registers the Database component name (notes-<stack>-db, also the container's
+// name).
+func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...pulumi.ResourceOption) (*Database, error) {
 	d := &Database{}
 	if err := ctx.RegisterComponentResource("notes:infra:Database", name, d, opts...); err != nil {
 		return nil, err
 	}
-	if cfg.ExternalDB {
-		d.OwnerURL = cfg.DatabaseURL
-		d.AppURL = pulumi.All(cfg.DatabaseURL, cfg.AppDBPassword).ApplyT(func(v []any) (string, error) {
+	if args.External {
+		d.OwnerURL = args.ExternalURL
+		d.AppURL = pulumi.All(args.ExternalURL, args.AppPassword).ApplyT(func(v []any) (string, error) {
 			return withUser(v[0].(string), AppRole, v[1].(string))
 		}).(pulumi.StringOutput)
-		d.Host = cfg.DatabaseURL.ApplyT(func(s string) (string, error) {
+		d.Host = args.ExternalURL.ApplyT(func(s string) (string, error) {
 			u, err := url.Parse(s)
 			if err != nil {
 				return "", fmt.Errorf("config notes:databaseUrl: not a URL")
@@ -53,46 +76,46 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 		return d, nil
 	}
 
-	prov := pulumi.Provider(host.Provider)
+	prov := pulumi.Provider(args.Provider)
 	img, err := docker.NewRemoteImage(ctx, name+"-image", &docker.RemoteImageArgs{
-		Name:        pulumi.String(cfg.PostgresImage),
+		Name:        pulumi.String(args.Image),
 		KeepLocally: pulumi.Bool(true),
 	}, pulumi.Parent(d), prov)
 	if err != nil {
 		return nil, err
 	}
-	d.Image = img
+	d.ImageID = img.ImageId
 
 	var ports docker.ContainerPortArray
-	if cfg.DBPort != 0 { // validated: only on a loopback bindAddress
+	if args.Port != 0 { // validated: only on a loopback bindAddress
 		ports = docker.ContainerPortArray{docker.ContainerPortArgs{
 			Internal: pulumi.Int(5432),
-			External: pulumi.Int(cfg.DBPort),
-			Ip:       pulumi.String(cfg.BindAddress),
+			External: pulumi.Int(args.Port),
+			Ip:       pulumi.String(args.BindAddress),
 			Protocol: pulumi.String("tcp"),
 		}}
 	}
 	c, err := docker.NewContainer(ctx, name+"-container", &docker.ContainerArgs{
-		Name:  pulumi.String(cfg.Name("db")),
+		Name:  pulumi.String(name),
 		Image: img.ImageId,
 		Envs: pulumi.StringArray{
-			pulumi.String("POSTGRES_USER=" + cfg.DBOwner),
-			pulumi.String("POSTGRES_DB=" + cfg.DBName),
-			pulumi.Sprintf("POSTGRES_PASSWORD=%s", cfg.DBPassword),
+			pulumi.String("POSTGRES_USER=" + args.Owner),
+			pulumi.String("POSTGRES_DB=" + args.Name),
+			pulumi.Sprintf("POSTGRES_PASSWORD=%s", args.Password),
 		},
 		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
-			VolumeName:    net.PGData.Name,
+			VolumeName:    args.DataVolume,
 			ContainerPath: pulumi.String("/var/lib/postgresql/data"),
 			ReadOnly:      pulumi.Bool(false),
 		}},
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
-			Name: net.Network.Name,
+			Name: args.Network,
 		}},
 		Ports: ports,
 		// 127.0.0.1, not the socket: the image's first-start init server listens only on the
 		// socket, so this turns healthy once the real server accepts TCP connections.
 		Healthcheck: docker.ContainerHealthcheckArgs{
-			Tests:       pulumi.ToStringArray([]string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", cfg.DBOwner, cfg.DBName)}),
+			Tests:       pulumi.ToStringArray([]string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", args.Owner, args.Name)}),
 			Interval:    pulumi.String("5s"),
 			Timeout:     pulumi.String("3s"),
 			Retries:     pulumi.Int(5),
@@ -107,7 +130,7 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 		DestroyGraceSeconds: pulumi.Int(60),
 		LogDriver:           pulumi.String("json-file"),
 		LogOpts:             logOpts(),
-		Labels:              containerLabels(cfg, "db"),
+		Labels:              containerLabels(args.Stack, "db"),
 	}, pulumi.Parent(d), prov,
 		// POSTGRES_* only act when the data directory is first initialised; a changed env would
 		// only recreate (stop, then start) the database. Password changes go through
@@ -116,31 +139,30 @@ func NewDatabase(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, opt
 	if err != nil {
 		return nil, err
 	}
-	d.Container = c
 
 	// Sets the owner's password to dbPassword on every change of it (and once after the first
 	// start, a no-op), before migrations and replicas use the new one. Over the container's
 	// local socket, which the image trusts; the SQL travels on the command's secret stdin.
-	setPassword, env := host.DockerCommand("exec", "-i", cfg.Name("db"),
-		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", cfg.DBOwner, "-d", cfg.DBName)
+	setPassword, env := args.OnHost.Docker("exec", "-i", name,
+		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", args.Owner, "-d", args.Name)
 	pw, err := local.NewCommand(ctx, name+"-password", &local.CommandArgs{
 		Create:      pulumi.String(setPassword),
 		Environment: env,
-		Stdin: pulumi.ToSecret(cfg.DBPassword.ApplyT(func(p string) string {
-			return alterPasswordSQL(cfg.DBOwner, p)
+		Stdin: pulumi.ToSecret(args.Password.ApplyT(func(p string) string {
+			return alterPasswordSQL(args.Owner, p)
 		})).(pulumi.StringOutput),
 		Logging: local.LoggingStderr,
 	}, pulumi.Parent(d), pulumi.DependsOn([]pulumi.Resource{c}))
 	if err != nil {
 		return nil, err
 	}
-	d.PasswordCmd = pw
+	d.Ready = []pulumi.Resource{c, pw}
 	d.Host = c.Name
-	d.OwnerURL = pulumi.All(c.Name, cfg.DBPassword).ApplyT(func(v []any) string {
-		return pgURL(v[0].(string), cfg.DBName, cfg.DBOwner, v[1].(string))
+	d.OwnerURL = pulumi.All(c.Name, args.Password).ApplyT(func(v []any) string {
+		return pgURL(v[0].(string), args.Name, args.Owner, v[1].(string))
 	}).(pulumi.StringOutput)
-	d.AppURL = pulumi.All(c.Name, cfg.AppDBPassword).ApplyT(func(v []any) string {
-		return pgURL(v[0].(string), cfg.DBName, AppRole, v[1].(string))
+	d.AppURL = pulumi.All(c.Name, args.AppPassword).ApplyT(func(v []any) string {
+		return pgURL(v[0].(string), args.Name, AppRole, v[1].(string))
 	}).(pulumi.StringOutput)
 	if err := ctx.RegisterResourceOutputs(d, pulumi.Map{"container": c.Name, "host": d.Host}); err != nil {
 		return nil, err

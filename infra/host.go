@@ -3,7 +3,6 @@ package main
 import (
 	_ "embed"
 	"fmt"
-	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -13,174 +12,122 @@ import (
 //go:embed scripts/bootstrap.sh
 var bootstrapScript string
 
+// HostArgs is what the Host component uses.
+type HostArgs struct {
+	DockerHost DockerHost
+	SSHOpts    []string // extra ssh arguments (ssh:// only)
+	Bootstrap  bool     // install Docker over ssh first (ssh:// only)
+}
+
 // Host is the Docker host: the optional SSH bootstrap (install Docker) and the explicit docker
 // provider every other resource uses.
 type Host struct {
 	pulumi.ResourceState
 
-	Provider  *docker.Provider
-	Bootstrap *local.Command // nil unless bootstrap=true
-	// Ready is what resources that run commands on the host (not through the provider) depend on.
+	Provider *docker.Provider
+	// OnHost runs the program's own commands on the host (see OnHost).
+	OnHost OnHost
+	// Ready is what resources that run commands on the host (not through the provider) depend
+	// on: the bootstrap when there is one, else nothing.
 	Ready []pulumi.Resource
-	cfg   *Config
 }
 
-func NewHost(ctx *pulumi.Context, cfg *Config, opts ...pulumi.ResourceOption) (*Host, error) {
-	name := cfg.Name("host")
-	h := &Host{cfg: cfg}
+// NewHost registers the Host component name (notes-<stack>-host).
+func NewHost(ctx *pulumi.Context, name string, args *HostArgs, opts ...pulumi.ResourceOption) (*Host, error) {
+	h := &Host{OnHost: NewOnHost(args.DockerHost, args.SSHOpts)}
 	if err := ctx.RegisterComponentResource("notes:infra:Host", name, h, opts...); err != nil {
 		return nil, err
 	}
-	var provDeps []pulumi.Resource
-	if cfg.Bootstrap {
-		t, _ := ParseSSH(cfg.DockerHost) // validated
-		b, err := local.NewCommand(ctx, name+"-bootstrap", &local.CommandArgs{
-			// Reads the script from stdin: installs docker.io only when `docker` is missing.
-			Create:   pulumi.String(h.sshCommand(t, "sh -s")),
+	if args.Bootstrap {
+		// Reads the script from stdin: installs docker.io only when `docker` is missing.
+		create, env := h.OnHost.Command("sh", "-s")
+		cmdArgs := &local.CommandArgs{
+			Create:   pulumi.String(create),
 			Stdin:    pulumi.String(bootstrapScript),
-			Triggers: pulumi.Array{pulumi.String(cfg.DockerHost), pulumi.String(sha256Hex([]byte(bootstrapScript)))},
+			Triggers: pulumi.Array{pulumi.String(args.DockerHost.String()), pulumi.String(sha256Hex([]byte(bootstrapScript)))},
 			Logging:  local.LoggingStdoutAndStderr,
-		}, pulumi.Parent(h))
+		}
+		if len(env) > 0 { // never for ssh://, the only host bootstrap is valid for
+			cmdArgs.Environment = env
+		}
+		b, err := local.NewCommand(ctx, name+"-bootstrap", cmdArgs, pulumi.Parent(h))
 		if err != nil {
 			return nil, err
 		}
-		h.Bootstrap = b
-		provDeps = append(provDeps, b)
+		h.Ready = append(h.Ready, b)
 	}
-	h.Ready = provDeps
 
 	// No secret in the provider config: it is stored in clear in the state.
 	prov, err := docker.NewProvider(ctx, name+"-docker", &docker.ProviderArgs{
-		Host:    pulumi.String(cfg.DockerHost),
-		SshOpts: pulumi.ToStringArray(cfg.providerSSHOpts()),
-	}, pulumi.Parent(h), pulumi.DependsOn(provDeps))
+		Host:    pulumi.String(args.DockerHost.String()),
+		SshOpts: pulumi.ToStringArray(h.OnHost.ProviderSSHOpts()),
+	}, pulumi.Parent(h), pulumi.DependsOn(h.Ready))
 	if err != nil {
 		return nil, err
 	}
 	h.Provider = prov
 	if err := ctx.RegisterResourceOutputs(h, pulumi.Map{
-		"dockerHost": pulumi.String(cfg.DockerHost),
+		"dockerHost": pulumi.String(args.DockerHost.String()),
 	}); err != nil {
 		return nil, err
 	}
 	return h, nil
 }
 
-// providerSSHOpts are the ssh options for the docker provider (which runs
-// `ssh ... docker system dial-stdio`).
-func (c *Config) providerSSHOpts() []string {
-	if !strings.HasPrefix(c.DockerHost, "ssh://") {
+// OnHost is the one path for every command the program runs against the stack's Docker host
+// (image build, nginx configuration, database password, smoke check, retire, logs, bootstrap).
+// For unix:// and tcp:// hosts the command runs here with DOCKER_HOST; for ssh:// hosts it runs
+// on the host over ssh with notes:sshOpts (the docker CLI's own ssh helper cannot take extra ssh
+// options). Commands are argv lists, quoted once here; scripts get their parameters as
+// arguments (Script), never spliced into their text.
+type OnHost struct {
+	host    DockerHost
+	sshOpts []string
+}
+
+// NewOnHost returns the command runner for host with the extra ssh options (ssh:// only).
+func NewOnHost(host DockerHost, sshOpts []string) OnHost {
+	return OnHost{host: host, sshOpts: sshOpts}
+}
+
+// Command returns the local shell command line that runs argv on the host, and the environment
+// it needs.
+func (o OnHost) Command(argv ...string) (string, pulumi.StringMap) {
+	cmd := shellJoin(argv)
+	if o.host.IsSSH() {
+		return o.sshCommand(cmd), pulumi.StringMap{}
+	}
+	return cmd, pulumi.StringMap{"DOCKER_HOST": pulumi.String(o.host.String())}
+}
+
+// Docker runs `docker args...` on the host.
+func (o OnHost) Docker(args ...string) (string, pulumi.StringMap) {
+	return o.Command(append([]string{"docker"}, args...)...)
+}
+
+// Script runs script with sh on the host; args become $1, $2, ...
+func (o OnHost) Script(script string, args ...string) (string, pulumi.StringMap) {
+	return o.Command(append([]string{"sh", "-c", script, "sh"}, args...)...)
+}
+
+// ProviderSSHOpts are the ssh options for the docker provider (which runs
+// `ssh ... docker system dial-stdio`) and for our own ssh commands.
+func (o OnHost) ProviderSSHOpts() []string {
+	if !o.host.IsSSH() {
 		return nil
 	}
-	return append([]string{"-o", "BatchMode=yes"}, c.SSHOpts...)
+	return append([]string{"-o", "BatchMode=yes"}, o.sshOpts...)
 }
 
 // sshCommand is a local shell command line that runs remote (a shell command line) on the
-// ssh:// host with the configured options. User, port and host are passed as `-l user -p port
-// -- host`, so none of them can be read as an ssh option (ParseSSH also refuses a user or host
-// starting with '-').
-func (h *Host) sshCommand(t SSHTarget, remote string) string {
+// ssh:// host. User, port and host are passed as `-l user -p port -- host`, so none of them can
+// be read as an ssh option (ParseDockerHost also refuses a user or host starting with '-').
+func (o OnHost) sshCommand(remote string) string {
 	args := []string{"ssh"}
-	args = append(args, h.cfg.providerSSHOpts()...)
-	if t.User != "" {
-		args = append(args, "-l", t.User)
+	args = append(args, o.ProviderSSHOpts()...)
+	if o.host.User != "" {
+		args = append(args, "-l", o.host.User)
 	}
-	args = append(args, "-p", fmt.Sprint(t.Port), "--", t.Host, remote)
+	args = append(args, "-p", fmt.Sprint(o.host.Port), "--", o.host.Host, remote)
 	return shellJoin(args)
-}
-
-// DockerCommand returns a local shell command line that runs `docker <args>` against the
-// stack's Docker host, and the environment it needs (see onHost).
-func (h *Host) DockerCommand(args ...string) (string, pulumi.StringMap) {
-	return h.onHost(shellJoin(append([]string{"docker"}, args...)))
-}
-
-// ShellCommand returns a local shell command line that runs script with sh where the stack's
-// docker CLI reaches its daemon, and the environment it needs (see onHost).
-func (h *Host) ShellCommand(script string) (string, pulumi.StringMap) {
-	return h.onHost(shellJoin([]string{"sh", "-c", script}))
-}
-
-// onHost runs the command line cmd (which calls the docker CLI) against the stack's Docker
-// host. For unix:// and tcp:// hosts it runs locally with DOCKER_HOST; for ssh:// hosts it runs
-// on the host over ssh with notes:sshOpts (the docker CLI's own ssh helper cannot take extra
-// ssh options).
-func (h *Host) onHost(cmd string) (string, pulumi.StringMap) {
-	if strings.HasPrefix(h.cfg.DockerHost, "ssh://") {
-		t, _ := ParseSSH(h.cfg.DockerHost)
-		return h.sshCommand(t, cmd), pulumi.StringMap{}
-	}
-	return cmd, pulumi.StringMap{"DOCKER_HOST": pulumi.String(h.cfg.DockerHost)}
-}
-
-// ImageRef is the tag of the service image: imageName:appVersion, under pushRegistry if set.
-func (c *Config) ImageRef() string {
-	ref := c.ImageName + ":" + c.AppVersion
-	if c.PushRegistry != "" {
-		ref = strings.TrimSuffix(c.PushRegistry, "/") + "/" + ref
-	}
-	return ref
-}
-
-// BuildCommand is the shell command that builds the service image from the root Dockerfile on
-// the stack's Docker daemon (legacy builder; the Pulumi command runs it in the repository root)
-// and prints the image id as its last line of stdout; build logs go to stderr. With pushRegistry
-// the image is pushed with the docker CLI's credentials (`docker login` beforehand).
-//
-// The context is a tar archive of exactly ContextFiles (what ContextDigest hashes), piped to
-// `docker build -` on every host type: locally with DOCKER_HOST for unix:// and tcp://, over ssh
-// for ssh://. (For an archive the daemon does not apply .dockerignore; it only drops the
-// Dockerfile and .dockerignore. So the archive itself must leave out everything else.)
-func (h *Host) BuildCommand(cfg *Config, ref string) (string, pulumi.StringMap) {
-	root, err := repoRoot()
-	var files []string
-	if err == nil {
-		files, err = ContextFiles(root)
-	}
-	if err != nil {
-		return "echo " + shellQuote("notes: listing the build context: "+err.Error()) + " >&2; exit 1", pulumi.StringMap{}
-	}
-	return h.buildCommand(cfg, ref, files)
-}
-
-// contextArchiveCommand writes a gzip'ed tar of files (relative to the working directory) to
-// stdout. The names are given as ./path after --, so none can be taken for a tar option, and
-// --no-recursion keeps tar to the list.
-func contextArchiveCommand(files []string) string {
-	args := []string{"tar", "-czf", "-", "--no-recursion", "--"}
-	for _, f := range files {
-		args = append(args, "./"+f)
-	}
-	return shellJoin(args)
-}
-
-func (h *Host) buildCommand(cfg *Config, ref string, files []string) (string, pulumi.StringMap) {
-	build := []string{"docker", "build", "--iidfile", "$IIDFILE",
-		"--build-arg", "GO_IMAGE=" + cfg.GoImage,
-		"--build-arg", "APP_VERSION=" + cfg.AppVersion,
-		"-t", ref, "-"}
-	quoted := strings.Replace(shellJoin(build), "'$IIDFILE'", `"$f"`, 1)
-	push := ""
-	if cfg.PushRegistry != "" {
-		push = " && docker push " + shellQuote(ref) + " >&2"
-	}
-	archive := contextArchiveCommand(files)
-	env := pulumi.StringMap{"DOCKER_BUILDKIT": pulumi.String("0")}
-	if strings.HasPrefix(cfg.DockerHost, "ssh://") {
-		t, _ := ParseSSH(cfg.DockerHost)
-		remote := `f=$(mktemp) && DOCKER_BUILDKIT=0 ` + quoted + ` >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`
-		return archive + " | " + h.sshCommand(t, remote), env
-	}
-	env["DOCKER_HOST"] = pulumi.String(cfg.DockerHost)
-	return `f=$(mktemp) && ` + archive + ` | ` + quoted + ` >&2` + push + ` && cat "$f"; rc=$?; rm -f "$f"; exit $rc`, env
-}
-
-// parseImageID returns the image id printed last by BuildCommand.
-func parseImageID(out string) (string, error) {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	id := strings.TrimSpace(lines[len(lines)-1])
-	if !strings.HasPrefix(id, "sha256:") || len(id) != len("sha256:")+64 {
-		return "", fmt.Errorf("image build printed %q, not an image id", id)
-	}
-	return id, nil
 }

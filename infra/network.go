@@ -5,67 +5,56 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
+// NetworkArgs is what the Network component uses.
+type NetworkArgs struct {
+	Stack    string
+	Provider *docker.Provider
+	// Volumes are the roles of the data volumes to create (pgdata, backups, letsencrypt,
+	// acme-webroot); each is named notes-<stack>-<role>.
+	Volumes []string
+	// Protect protects the volumes from `pulumi destroy` and keeps them on the host when deleted.
+	Protect bool
+}
+
 // Network is the user-defined bridge network every container joins (container names resolve on
 // it; Postgres is reachable only here) and the named volumes that hold data.
 type Network struct {
 	pulumi.ResourceState
 
-	Network     *docker.Network
-	PGData      *docker.Volume // nil with an external database
-	Backups     *docker.Volume // nil without backups
-	LetsEncrypt *docker.Volume // tls=acme only: certbot's /etc/letsencrypt
-	ACMEWebroot *docker.Volume // tls=acme only: HTTP-01 challenge files
+	Network *docker.Network
+	// Volumes maps each role of NetworkArgs.Volumes to the volume's name.
+	Volumes map[string]pulumi.StringOutput
 }
 
-func NewNetwork(ctx *pulumi.Context, cfg *Config, host *Host, opts ...pulumi.ResourceOption) (*Network, error) {
-	name := cfg.Name("net")
-	n := &Network{}
+// NewNetwork registers the Network component name (notes-<stack>-net, also the Docker network's
+// name).
+func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pulumi.ResourceOption) (*Network, error) {
+	n := &Network{Volumes: map[string]pulumi.StringOutput{}}
 	if err := ctx.RegisterComponentResource("notes:infra:Network", name, n, opts...); err != nil {
 		return nil, err
 	}
-	prov := pulumi.Provider(host.Provider)
+	prov := pulumi.Provider(args.Provider)
 	net, err := docker.NewNetwork(ctx, name+"-network", &docker.NetworkArgs{
-		Name:   pulumi.String(cfg.Name("net")),
+		Name:   pulumi.String(name),
 		Driver: pulumi.String("bridge"),
-		Labels: labels(cfg, "network"),
+		Labels: labels(args.Stack, "network"),
 	}, pulumi.Parent(n), prov)
 	if err != nil {
 		return nil, err
 	}
 	n.Network = net
 
-	// Data volumes: protected from `pulumi destroy` and kept on the host when deleted in prod.
-	dataOpts := []pulumi.ResourceOption{pulumi.Parent(n), prov, pulumi.Protect(cfg.Protect), pulumi.RetainOnDelete(cfg.Protect)}
-	volume := func(role string) (*docker.Volume, error) {
-		return docker.NewVolume(ctx, name+"-"+role, &docker.VolumeArgs{
-			Name:   pulumi.String(cfg.Name(role)),
-			Labels: volumeLabels(cfg, role),
-		}, dataOpts...)
-	}
-	if !cfg.ExternalDB {
-		if n.PGData, err = volume("pgdata"); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.BackupsEnabled {
-		if n.Backups, err = volume("backups"); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.TLS == TLSACME {
-		if n.LetsEncrypt, err = volume("letsencrypt"); err != nil {
-			return nil, err
-		}
-		if n.ACMEWebroot, err = volume("acme-webroot"); err != nil {
-			return nil, err
-		}
-	}
 	outs := pulumi.Map{"network": net.Name}
-	if n.PGData != nil {
-		outs["pgdata"] = n.PGData.Name
-	}
-	if n.Backups != nil {
-		outs["backups"] = n.Backups.Name
+	for _, role := range args.Volumes {
+		v, err := docker.NewVolume(ctx, name+"-"+role, &docker.VolumeArgs{
+			Name:   pulumi.String(objectName(args.Stack, role)),
+			Labels: volumeLabels(args.Stack, role),
+		}, pulumi.Parent(n), prov, pulumi.Protect(args.Protect), pulumi.RetainOnDelete(args.Protect))
+		if err != nil {
+			return nil, err
+		}
+		n.Volumes[role] = v.Name
+		outs[role] = v.Name
 	}
 	if err := ctx.RegisterResourceOutputs(n, outs); err != nil {
 		return nil, err
@@ -74,23 +63,23 @@ func NewNetwork(ctx *pulumi.Context, cfg *Config, host *Host, opts ...pulumi.Res
 }
 
 // labels are set on every container and network of the stack.
-func labels(cfg *Config, role string) docker.NetworkLabelArray {
+func labels(stack, role string) docker.NetworkLabelArray {
 	return docker.NetworkLabelArray{
-		docker.NetworkLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(cfg.Stack)},
+		docker.NetworkLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},
 		docker.NetworkLabelArgs{Label: pulumi.String("com.notes-stack.role"), Value: pulumi.String(role)},
 	}
 }
 
-func volumeLabels(cfg *Config, role string) docker.VolumeLabelArray {
+func volumeLabels(stack, role string) docker.VolumeLabelArray {
 	return docker.VolumeLabelArray{
-		docker.VolumeLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(cfg.Stack)},
+		docker.VolumeLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},
 		docker.VolumeLabelArgs{Label: pulumi.String("com.notes-stack.role"), Value: pulumi.String(role)},
 	}
 }
 
-func containerLabels(cfg *Config, role string, extra ...string) docker.ContainerLabelArray {
+func containerLabels(stack, role string, extra ...string) docker.ContainerLabelArray {
 	l := docker.ContainerLabelArray{
-		docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(cfg.Stack)},
+		docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},
 		docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.role"), Value: pulumi.String(role)},
 	}
 	for i := 0; i+1 < len(extra); i += 2 {

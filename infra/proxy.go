@@ -3,7 +3,6 @@ package main
 import (
 	_ "embed"
 	"fmt"
-	"strings"
 
 	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
@@ -30,6 +29,9 @@ var nginxInstallScript string
 //go:embed scripts/cert-watch.sh
 var certWatchScript string
 
+//go:embed scripts/certbot-loop.sh
+var certbotLoopScript string
+
 // bootstrapConf is the only configuration the nginx container is created with: enough for its
 // healthcheck, and 503 for everything else until the Config command installs the rendered
 // configuration (which removes this file).
@@ -41,40 +43,67 @@ server {
 }
 `
 
+// ProxyArgs is what the Proxy component uses.
+type ProxyArgs struct {
+	Stack     string
+	Provider  *docker.Provider
+	OnHost    OnHost            // the configuration is installed with docker exec on the host
+	HostReady []pulumi.Resource // what commands on the host wait for
+
+	Image       string
+	Network     pulumi.StringOutput
+	BindAddress string
+	HTTPPort    int // published ports
+	HTTPSPort   int
+	RateLimit   int // writes per minute per client address; 0 = off
+	TLS         nginx.TLSMode
+	Domain      string
+	TLSCert     pulumi.StringOutput // secret, tls=provided
+	TLSKey      pulumi.StringOutput // secret, tls=provided
+	ACME        ACMEArgs            // tls=acme
+
+	// Upstreams are the replicas' container names; the configuration is installed once all of
+	// UpstreamsReady exist.
+	Upstreams      pulumi.StringArrayOutput
+	UpstreamsReady []pulumi.Resource
+}
+
+// ACMEArgs is the certbot side of tls=acme.
+type ACMEArgs struct {
+	Email        string
+	Staging      bool
+	CertbotImage string
+	LetsEncrypt  pulumi.StringOutput // volume for /etc/letsencrypt
+	Webroot      pulumi.StringOutput // volume for the HTTP-01 challenge files
+}
+
 // Proxy is the nginx container (created once, never replaced by an app deploy) and the command
 // that installs the rendered configuration into it and reloads nginx gracefully.
 type Proxy struct {
 	pulumi.ResourceState
 
-	Image     *docker.RemoteImage
 	Container *docker.Container
 	Config    *local.Command
-	Certbot   *docker.Container // tls=acme only
-
-	// Rendered is the rendered nginx configuration (path relative to /etc/nginx → content).
-	Rendered pulumi.MapOutput
+	// Ready is what has to finish before the new configuration is live (the config command):
+	// the smoke check and retire wait for it.
+	Ready []pulumi.Resource
+	// CertbotName is the certbot container's name (tls=acme only).
+	CertbotName pulumi.StringOutput
 }
 
-// NginxConfig is the nginx package configuration for the given upstream host:port list.
-func NginxConfig(cfg *Config, upstreams []string) nginx.Config {
+// nginxConfig is the nginx package configuration for the given upstream host:port list.
+func nginxConfig(args *ProxyArgs, upstreams []string) nginx.Config {
 	c := nginx.Defaults()
-	if cfg.Domain != "" {
-		c.ServerNames = []string{cfg.Domain}
+	if args.Domain != "" {
+		c.ServerNames = []string{args.Domain}
 	}
 	c.Upstreams = upstreams
 	c.HTTPPort = nginxHTTPPort
 	c.HTTPSPort = nginxHTTPSPort
-	c.RedirectPort = cfg.HTTPSPort
+	c.RedirectPort = args.HTTPSPort
 	c.ACMEWebroot = acmeWebroot
-	c.WriteRatePerMinute = cfg.RateLimit
-	switch cfg.TLS {
-	case TLSProvided:
-		c.TLS.Mode = nginx.TLSProvided
-	case TLSACME:
-		c.TLS.Mode = nginx.TLSACME
-	default:
-		c.TLS.Mode = nginx.TLSOff
-	}
+	c.WriteRatePerMinute = args.RateLimit
+	c.TLS.Mode = args.TLS
 	// The installer links or writes the certificate here in both TLS modes.
 	c.TLS.CertFile, c.TLS.KeyFile = nginxTLSCert, nginxTLSKey
 	// Docker's embedded DNS, for run-time lookups.
@@ -82,49 +111,50 @@ func NginxConfig(cfg *Config, upstreams []string) nginx.Config {
 	return c
 }
 
-// RenderNginx renders and validates the configuration for the upstream list.
-func RenderNginx(cfg *Config, upstreamNames []string) (map[string][]byte, error) {
+// renderNginx renders and validates the configuration for the upstream list.
+func renderNginx(args *ProxyArgs, upstreamNames []string) (map[string][]byte, error) {
 	ups := make([]string, len(upstreamNames))
 	for i, n := range upstreamNames {
 		ups[i] = fmt.Sprintf("%s:%d", n, upstreamPort)
 	}
-	c := NginxConfig(cfg, ups)
+	c := nginxConfig(args, ups)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return nginx.Render(c)
 }
 
-func NewProxy(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, app *App, opts ...pulumi.ResourceOption) (*Proxy, error) {
-	name := cfg.Name("nginx")
+// NewProxy registers the Proxy component name (notes-<stack>-nginx, also the container's name):
+// the nginx side of the roll-out phase.
+func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.ResourceOption) (*Proxy, error) {
 	p := &Proxy{}
 	if err := ctx.RegisterComponentResource("notes:infra:Proxy", name, p, opts...); err != nil {
 		return nil, err
 	}
-	prov := pulumi.Provider(host.Provider)
+	prov := pulumi.Provider(args.Provider)
+	acme := args.TLS == nginx.TLSACME
 
 	// Fail early (at preview) when the configuration does not validate.
-	if _, err := RenderNginx(cfg, []string{"preview-check"}); err != nil {
+	if _, err := renderNginx(args, []string{"preview-check"}); err != nil {
 		return nil, fmt.Errorf("nginx configuration: %w", err)
 	}
 
 	img, err := docker.NewRemoteImage(ctx, name+"-image", &docker.RemoteImageArgs{
-		Name:        pulumi.String(cfg.NginxImage),
+		Name:        pulumi.String(args.Image),
 		KeepLocally: pulumi.Bool(true),
 	}, pulumi.Parent(p), prov)
 	if err != nil {
 		return nil, err
 	}
-	p.Image = img
 
 	ports := docker.ContainerPortArray{docker.ContainerPortArgs{
-		Internal: pulumi.Int(nginxHTTPPort), External: pulumi.Int(cfg.HTTPPort),
-		Ip: pulumi.String(cfg.BindAddress), Protocol: pulumi.String("tcp"),
+		Internal: pulumi.Int(nginxHTTPPort), External: pulumi.Int(args.HTTPPort),
+		Ip: pulumi.String(args.BindAddress), Protocol: pulumi.String("tcp"),
 	}}
-	if cfg.TLS != TLSOff {
+	if args.TLS != nginx.TLSOff {
 		ports = append(ports, docker.ContainerPortArgs{
-			Internal: pulumi.Int(nginxHTTPSPort), External: pulumi.Int(cfg.HTTPSPort),
-			Ip: pulumi.String(cfg.BindAddress), Protocol: pulumi.String("tcp"),
+			Internal: pulumi.Int(nginxHTTPSPort), External: pulumi.Int(args.HTTPSPort),
+			Ip: pulumi.String(args.BindAddress), Protocol: pulumi.String("tcp"),
 		})
 	}
 	uploads := docker.ContainerUploadArray{docker.ContainerUploadArgs{
@@ -132,23 +162,23 @@ func NewProxy(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, app *A
 		Content: pulumi.String(bootstrapConf),
 	}}
 	var volumes docker.ContainerVolumeArray
-	if cfg.TLS == TLSACME {
+	if acme {
 		uploads = append(uploads, docker.ContainerUploadArgs{
 			File:       pulumi.String("/docker-entrypoint.d/90-notes-cert-watch.sh"),
-			Content:    pulumi.String(strings.ReplaceAll(certWatchScript, "@DOMAIN@", cfg.Domain)),
+			Content:    pulumi.String(certWatchScript),
 			Executable: pulumi.Bool(true),
 		})
 		volumes = docker.ContainerVolumeArray{
-			docker.ContainerVolumeArgs{VolumeName: net.LetsEncrypt.Name, ContainerPath: pulumi.String(letsencryptDir), ReadOnly: pulumi.Bool(true)},
-			docker.ContainerVolumeArgs{VolumeName: net.ACMEWebroot.Name, ContainerPath: pulumi.String(acmeWebroot), ReadOnly: pulumi.Bool(true)},
+			docker.ContainerVolumeArgs{VolumeName: args.ACME.LetsEncrypt, ContainerPath: pulumi.String(letsencryptDir), ReadOnly: pulumi.Bool(true)},
+			docker.ContainerVolumeArgs{VolumeName: args.ACME.Webroot, ContainerPath: pulumi.String(acmeWebroot), ReadOnly: pulumi.Bool(true)},
 		}
 	}
 	// Nothing here depends on the app: an app deploy never replaces nginx.
-	c, err := docker.NewContainer(ctx, name+"-container", &docker.ContainerArgs{
-		Name:             pulumi.String(cfg.Name("nginx")),
+	cargs := &docker.ContainerArgs{
+		Name:             pulumi.String(name),
 		Image:            img.ImageId,
 		Ports:            ports,
-		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: net.Network.Name}},
+		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 		Uploads:          uploads,
 		Volumes:          volumes,
 		// bash's /dev/tcp: works in the official (Debian) image and the stand-in, no curl needed.
@@ -168,16 +198,23 @@ func NewProxy(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, app *A
 		DestroyGraceSeconds: pulumi.Int(30),
 		LogDriver:           pulumi.String("json-file"),
 		LogOpts:             logOpts(),
-		Labels:              containerLabels(cfg, "nginx"),
-	}, pulumi.Parent(p), prov, pulumi.DependsOn(host.Ready))
+		Labels:              containerLabels(args.Stack, "nginx"),
+	}
+	if acme {
+		// The watcher runs from the image's entrypoint, so its one parameter comes from the
+		// container's environment. (Set only here: an unset list keeps other stacks' nginx
+		// containers as they are.)
+		cargs.Envs = pulumi.StringArray{pulumi.String("NOTES_CERT_DOMAIN=" + args.Domain)}
+	}
+	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov, pulumi.DependsOn(args.HostReady))
 	if err != nil {
 		return nil, err
 	}
 	p.Container = c
 
 	// The rendered configuration, from the replicas' names (known once they exist).
-	rendered := app.ReplicaNames.ApplyT(func(names []string) (map[string]string, error) {
-		files, err := RenderNginx(cfg, names)
+	rendered := args.Upstreams.ApplyT(func(names []string) (map[string]string, error) {
+		files, err := renderNginx(args, names)
 		if err != nil {
 			return nil, err
 		}
@@ -187,34 +224,23 @@ func NewProxy(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, app *A
 		}
 		return out, nil
 	}).(pulumi.StringMapOutput)
-	p.Rendered = rendered.ApplyT(func(m map[string]string) map[string]any {
-		out := make(map[string]any, len(m))
-		for k, v := range m {
-			out[k] = v
-		}
-		return out
-	}).(pulumi.MapOutput)
 	renderedHash := rendered.ApplyT(func(m map[string]string) string {
-		files := make(map[string][]byte, len(m))
-		for k, v := range m {
-			files[k] = []byte(v)
-		}
-		return hashFiles(files)
+		return hashFiles(toBytes(m))
 	}).(pulumi.StringOutput)
 
 	// stdin: a base64 tar.gz of the files (plus the TLS material). Secret when it holds a key.
 	var stdin pulumi.StringOutput
-	switch cfg.TLS {
-	case TLSProvided:
-		stdin = pulumi.All(rendered, cfg.TLSCert, cfg.TLSKey).ApplyT(func(v []any) (string, error) {
+	switch args.TLS {
+	case nginx.TLSProvided:
+		stdin = pulumi.All(rendered, args.TLSCert, args.TLSKey).ApplyT(func(v []any) (string, error) {
 			files := toBytes(v[0].(map[string]string))
 			files["tls/fullchain.pem"] = []byte(v[1].(string))
 			files["tls/privkey.pem"] = []byte(v[2].(string))
 			return tarGzBase64(files, map[string]int64{"tls/privkey.pem": 0o600})
 		}).(pulumi.StringOutput)
 		stdin = pulumi.ToSecret(stdin).(pulumi.StringOutput)
-	case TLSACME:
-		cert, key, err := placeholderCert(cfg.Domain)
+	case nginx.TLSACME:
+		cert, key, err := placeholderCert(args.Domain)
 		if err != nil {
 			return nil, err
 		}
@@ -230,8 +256,8 @@ func NewProxy(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, app *A
 		}).(pulumi.StringOutput)
 	}
 
-	script := strings.NewReplacer("@TLS@", cfg.TLS, "@DOMAIN@", cfg.Domain, "@TMP@", nginxInstallTmp, "@PLACEHOLDER@", placeholderDir).Replace(nginxInstallScript)
-	cmd, env := host.DockerCommand("exec", "-i", cfg.Name("nginx"), "sh", "-c", script)
+	cmd, env := args.OnHost.Docker("exec", "-i", name, "sh", "-c", nginxInstallScript, "sh",
+		string(args.TLS), args.Domain, nginxInstallTmp, placeholderDir)
 	conf, err := local.NewCommand(ctx, name+"-config", &local.CommandArgs{
 		Create:      pulumi.String(cmd),
 		Environment: env,
@@ -239,50 +265,46 @@ func NewProxy(ctx *pulumi.Context, cfg *Config, host *Host, net *Network, app *A
 		Triggers:    pulumi.Array{renderedHash, c.ID()},
 		Logging:     local.LoggingStdoutAndStderr,
 		// The container's removal takes the files with it.
-	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{c}, replicasAsResources(app)...)))
+	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{c}, args.UpstreamsReady...)))
 	if err != nil {
 		return nil, err
 	}
 	p.Config = conf
+	p.Ready = []pulumi.Resource{conf}
 
-	if cfg.TLS == TLSACME {
+	if acme {
 		cbImg, err := docker.NewRemoteImage(ctx, name+"-certbot-image", &docker.RemoteImageArgs{
-			Name:        pulumi.String(cfg.CertbotImage),
+			Name:        pulumi.String(args.ACME.CertbotImage),
 			KeepLocally: pulumi.Bool(true),
 		}, pulumi.Parent(p), prov)
 		if err != nil {
 			return nil, err
 		}
-		args := []string{"certonly", "--webroot", "-w", acmeWebroot, "-d", cfg.Domain, "--email", cfg.ACMEEmail,
+		certbotArgs := []string{"certonly", "--webroot", "-w", acmeWebroot, "-d", args.Domain, "--email", args.ACME.Email,
 			"--agree-tos", "--non-interactive", "--keep-until-expiring", "--no-eff-email"}
-		if cfg.ACMEStaging {
-			args = append(args, "--staging")
+		if args.ACME.Staging {
+			certbotArgs = append(certbotArgs, "--staging")
 		}
-		loop := fmt.Sprintf(`trap 'exit 0' TERM INT
-while :; do
-  certbot %s || echo "certbot failed; retrying in 1h" >&2
-  sleep 3600 & wait $!
-  n=$((${n:-0}+1)); [ $n -lt 12 ] && continue; n=0
-done`, shellJoin(args))
 		// Obtains the certificate, then renews it when due (checked hourly, certbot acts 30 days
 		// before expiry); the nginx container's cert-watch loop reloads nginx on a new one.
-		p.Certbot, err = docker.NewContainer(ctx, name+"-certbot", &docker.ContainerArgs{
-			Name:        pulumi.String(cfg.Name("certbot")),
+		certbot, err := docker.NewContainer(ctx, name+"-certbot", &docker.ContainerArgs{
+			Name:        pulumi.String(objectName(args.Stack, "certbot")),
 			Image:       cbImg.ImageId,
-			Entrypoints: pulumi.ToStringArray([]string{"/bin/sh", "-c", loop}),
+			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs...)),
 			Volumes: docker.ContainerVolumeArray{
-				docker.ContainerVolumeArgs{VolumeName: net.LetsEncrypt.Name, ContainerPath: pulumi.String(letsencryptDir)},
-				docker.ContainerVolumeArgs{VolumeName: net.ACMEWebroot.Name, ContainerPath: pulumi.String(acmeWebroot)},
+				docker.ContainerVolumeArgs{VolumeName: args.ACME.LetsEncrypt, ContainerPath: pulumi.String(letsencryptDir)},
+				docker.ContainerVolumeArgs{VolumeName: args.ACME.Webroot, ContainerPath: pulumi.String(acmeWebroot)},
 			},
 			Restart:      pulumi.String("unless-stopped"),
 			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),
 			LogDriver:    pulumi.String("json-file"),
 			LogOpts:      logOpts(),
-			Labels:       containerLabels(cfg, "certbot"),
+			Labels:       containerLabels(args.Stack, "certbot"),
 		}, pulumi.Parent(p), prov, pulumi.DependsOn([]pulumi.Resource{conf}))
 		if err != nil {
 			return nil, err
 		}
+		p.CertbotName = certbot.Name
 	}
 
 	outs := pulumi.Map{"container": c.Name, "configHash": renderedHash}
@@ -290,14 +312,6 @@ done`, shellJoin(args))
 		return nil, err
 	}
 	return p, nil
-}
-
-func replicasAsResources(app *App) []pulumi.Resource {
-	out := make([]pulumi.Resource, len(app.Replicas))
-	for i, r := range app.Replicas {
-		out[i] = r
-	}
-	return out
 }
 
 func toBytes(m map[string]string) map[string][]byte {

@@ -28,10 +28,14 @@ func TestRetireOldReplicasAfterNginx(t *testing.T) {
 				}
 			}
 			create, del := str(prop(retire, "create")), str(prop(retire, "delete"))
-			for _, want := range []string{"com.notes-stack.stack=" + stack, "com.notes-stack.role=app", "docker stop -t"} {
+			for _, want := range []string{"com.notes-stack.stack=$stack", "com.notes-stack.role=app", "docker stop -t"} {
 				if !strings.Contains(create, want) || !strings.Contains(del, want) {
 					t.Errorf("retire create/delete lack %q:\n%s\n%s", want, create, del)
 				}
+			}
+			// The stack and grace are arguments of the script, not part of its text.
+			if !strings.Contains(create, " sh "+stack+" 25") || !strings.HasSuffix(del, " sh "+stack+" 25") && !strings.HasSuffix(del, " sh "+stack+" 25'") {
+				t.Errorf("retire does not pass the stack and grace as arguments:\n%s\n%s", create, del)
 			}
 			for _, r := range reps {
 				name := str(prop(r, "name"))

@@ -1,38 +1,75 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"net"
-	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// Smoke is the post-deploy check: it polls healthUrl (/readyz through nginx, so nginx, a replica
-// and Postgres all answer) and fails `pulumi up` when it does not get a 200 within about a
-// minute. It runs after the nginx configuration was installed, on every app or proxy change.
+//go:embed scripts/smoke.sh
+var smokeScript string
+
+//go:embed scripts/smoke-nginx.sh
+var smokeNginxScript string
+
+//go:embed scripts/replica-logs.sh
+var replicaLogsScript string
+
+const smokeAttempts = 30
+
+// SmokeArgs is what the Smoke component uses.
+type SmokeArgs struct {
+	Stack  string // the replicas whose logs a failure prints
+	OnHost OnHost
+	URL    string // healthUrl
+	// Probe says where the check runs; see probeFrom.
+	Probe SmokeProbe
+	// Triggers re-run the check (the revision, the nginx configuration and container).
+	Triggers pulumi.Array
+	// After is what must be live first (the nginx configuration).
+	After []pulumi.Resource
+}
+
+// SmokeProbe is where the smoke check reaches nginx from.
+type SmokeProbe struct {
+	// InNginx: the published port is not reachable from the machine running Pulumi (a remote
+	// host that binds nginx to its loopback), so the check runs inside the nginx container.
+	InNginx        bool
+	NginxContainer string
+	PublicHost     string // the Host header (and URL host)
+	// Address is where the URL's host is reached from here, when it differs from PublicHost
+	// (curl --connect-to).
+	Address  string
+	Insecure bool // TLS on: the check proves the stack answers; certbot owns validity
+}
+
+// Smoke is the smoke phase: it polls healthUrl (/readyz through nginx, so nginx, a replica and
+// Postgres all answer) and fails `pulumi up` when it does not get a 200 within about a minute,
+// printing the URL, the last status and the replicas' last log lines. It runs after the nginx
+// configuration was installed, on every app or proxy change.
 type Smoke struct {
 	pulumi.ResourceState
 	Check *local.Command
 }
 
-const smokeAttempts = 30
-
-func NewSmoke(ctx *pulumi.Context, cfg *Config, host *Host, app *App, proxy *Proxy, opts ...pulumi.ResourceOption) (*Smoke, error) {
-	name := cfg.Name("smoke")
+// NewSmoke registers the Smoke component name (notes-<stack>-smoke).
+func NewSmoke(ctx *pulumi.Context, name string, args *SmokeArgs, opts ...pulumi.ResourceOption) (*Smoke, error) {
 	s := &Smoke{}
 	if err := ctx.RegisterComponentResource("notes:infra:Smoke", name, s, opts...); err != nil {
 		return nil, err
 	}
-	cmd, env := smokeCommand(cfg, host)
+	cmd, env := smokeCommand(args)
 	c, err := local.NewCommand(ctx, name+"-check", &local.CommandArgs{
 		Create:      pulumi.String(cmd),
 		Environment: env,
-		Triggers:    pulumi.Array{app.RevisionID, proxy.Config.ID(), proxy.Container.ID()},
+		Triggers:    args.Triggers,
 		Logging:     local.LoggingStdoutAndStderr,
-	}, pulumi.Parent(s), pulumi.DependsOn([]pulumi.Resource{proxy.Config}))
+	}, pulumi.Parent(s), pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err
 	}
@@ -43,36 +80,48 @@ func NewSmoke(ctx *pulumi.Context, cfg *Config, host *Host, app *App, proxy *Pro
 	return s, nil
 }
 
-// probeAddress is where the Docker host's published ports are reached from the machine running
+// smokeCommand polls the health URL with curl from here (scripts/smoke.sh) or from inside the
+// nginx container (scripts/smoke-nginx.sh); when the check fails, the replicas' logs are
+// printed (scripts/replica-logs.sh on the host) and the command fails.
+func smokeCommand(args *SmokeArgs) (string, pulumi.StringMap) {
+	attempts := strconv.Itoa(smokeAttempts)
+	var probe string
+	if args.Probe.InNginx {
+		probe, _ = args.OnHost.Docker("exec", args.Probe.NginxContainer, "sh", "-c", smokeNginxScript, "sh",
+			bracketIPv6(args.Probe.PublicHost), attempts)
+	} else {
+		argv := []string{"sh", "-c", smokeScript, "sh", args.URL, attempts}
+		if args.Probe.Insecure {
+			argv = append(argv, "--insecure")
+		}
+		if a := args.Probe.Address; a != "" && a != args.Probe.PublicHost {
+			argv = append(argv, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(args.Probe.PublicHost), bracketIPv6(a)))
+		}
+		probe = shellJoin(argv)
+	}
+	logs, env := args.OnHost.Script(replicaLogsScript, args.Stack)
+	return probe + " || { " + logs + "; exit 1; }", env
+}
+
+// probeFrom is where the Docker host's published ports are reached from the machine running
 // Pulumi, and whether that works at all (a remote host that binds nginx to its loopback is not
 // reachable from here).
-func probeAddress(cfg *Config) (string, bool) {
-	bind := net.ParseIP(cfg.BindAddress)
-	switch {
-	case strings.HasPrefix(cfg.DockerHost, "ssh://"):
-		t, _ := ParseSSH(cfg.DockerHost)
-		if bind != nil && bind.IsLoopback() && !isLoopbackHost(t.Host) {
-			return "", false
-		}
-		if bind != nil && !bind.IsUnspecified() && !bind.IsLoopback() {
-			return cfg.BindAddress, true
-		}
-		return t.Host, true
-	case strings.HasPrefix(cfg.DockerHost, "tcp://"):
-		u, _ := url.Parse(cfg.DockerHost)
-		if bind != nil && bind.IsLoopback() && !isLoopbackHost(u.Hostname()) {
-			return "", false
-		}
-		if bind != nil && !bind.IsUnspecified() && !bind.IsLoopback() {
-			return cfg.BindAddress, true
-		}
-		return u.Hostname(), true
-	default:
+func probeFrom(host DockerHost, bindAddress string) (string, bool) {
+	bind := net.ParseIP(bindAddress)
+	remote, isRemote := host.RemoteHost()
+	if !isRemote {
 		if bind != nil && !bind.IsUnspecified() {
-			return cfg.BindAddress, true
+			return bindAddress, true
 		}
 		return "127.0.0.1", true
 	}
+	if bind != nil && bind.IsLoopback() && !isLoopbackHost(remote) {
+		return "", false
+	}
+	if bind != nil && !bind.IsUnspecified() && !bind.IsLoopback() {
+		return bindAddress, true
+	}
+	return remote, true
 }
 
 func isLoopbackHost(h string) bool {
@@ -81,43 +130,6 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
-}
-
-// smokeCommand polls the health URL with curl from here, or, when the published port is not
-// reachable from here, from inside the nginx container (bash /dev/tcp, through nginx's own
-// listener and the upstreams).
-func smokeCommand(cfg *Config, host *Host) (string, pulumi.StringMap) {
-	healthURL := cfg.BaseURL() + "/readyz"
-	addr, ok := probeAddress(cfg)
-	if ok {
-		args := []string{"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"}
-		if cfg.TLS != TLSOff {
-			// The check proves the stack answers; certificate validity is certbot's job (and the
-			// ACME placeholder is self-signed until the first certificate arrives).
-			args = append(args, "--insecure")
-		}
-		if cfg.PublicHost() != addr {
-			args = append(args, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(cfg.PublicHost()), bracketIPv6(addr)))
-		}
-		args = append(args, healthURL)
-		script := fmt.Sprintf(`url=%s
-i=0
-while [ $i -lt %d ]; do
-  i=$((i+1))
-  code=$(%s 2>/dev/null || true)
-  if [ "$code" = 200 ]; then echo "smoke: $url answered 200 (attempt $i)"; exit 0; fi
-  sleep 2
-done
-echo "smoke: $url did not answer 200 (last status: ${code:-none}) after %d attempts" >&2
-exit 1`, shellQuote(healthURL), smokeAttempts, shellJoin(args), smokeAttempts)
-		return script, pulumi.StringMap{}
-	}
-	// The host name is a printf argument, shell-quoted, never part of the format string.
-	inner := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do i=$((i+1)); `+
-		`if exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /readyz HTTP/1.0\r\nHost: %%s\r\n\r\n' %s >&3 && head -n1 <&3 | grep -q " 200 "; then echo "smoke: /readyz answered 200 through nginx (attempt $i)"; exit 0; fi; `+
-		`sleep 2; done; echo "smoke: /readyz did not answer 200 through nginx" >&2; exit 1`, smokeAttempts, shellQuote(bracketIPv6(cfg.PublicHost())))
-	cmd, env := host.DockerCommand("exec", cfg.Name("nginx"), "bash", "-c", inner)
-	return cmd, env
 }
 
 // bracketIPv6 puts an IPv6 literal in brackets (URL authority, Host header, curl --connect-to).

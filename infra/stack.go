@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -17,43 +18,120 @@ type Stack struct {
 	Retire   *local.Command
 }
 
-// NewStack creates every component and exports the stack outputs.
+// NewStack is the one place that turns the configuration into the components' Args; it creates
+// every component in deploy order (build, migrate, roll out, smoke, retire) and exports the
+// stack outputs.
 func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
-	s := &Stack{}
-	var err error
-	if s.Host, err = NewHost(ctx, cfg); err != nil {
+	buildContext, err := LoadBuildContext()
+	if err != nil {
 		return nil, err
 	}
+	s := &Stack{}
+	if s.Host, err = NewHost(ctx, cfg.Name("host"), &HostArgs{
+		DockerHost: cfg.DockerHost,
+		SSHOpts:    cfg.SSHOpts,
+		Bootstrap:  cfg.Bootstrap,
+	}); err != nil {
+		return nil, err
+	}
+	prov, onHost := s.Host.Provider, s.Host.OnHost
 	// Everything that talks to the host goes through the provider, which waits for the
 	// bootstrap; the components depend on the Host component too.
 	after := pulumi.DependsOn([]pulumi.Resource{s.Host})
-	if s.Network, err = NewNetwork(ctx, cfg, s.Host, after); err != nil {
-		return nil, err
-	}
-	if s.Database, err = NewDatabase(ctx, cfg, s.Host, s.Network, after); err != nil {
-		return nil, err
-	}
-	if s.App, err = NewApp(ctx, cfg, s.Host, s.Network, s.Database, after); err != nil {
-		return nil, err
-	}
-	if s.Proxy, err = NewProxy(ctx, cfg, s.Host, s.Network, s.App, after); err != nil {
-		return nil, err
+
+	var volumes []string
+	if !cfg.ExternalDB {
+		volumes = append(volumes, "pgdata")
 	}
 	if cfg.BackupsEnabled {
-		if s.Backups, err = NewBackups(ctx, cfg, s.Host, s.Network, s.Database, s.App, after); err != nil {
+		volumes = append(volumes, "backups")
+	}
+	if cfg.TLS == nginx.TLSACME {
+		volumes = append(volumes, "letsencrypt", "acme-webroot")
+	}
+	if s.Network, err = NewNetwork(ctx, cfg.Name("net"), &NetworkArgs{
+		Stack: cfg.Stack, Provider: prov, Volumes: volumes, Protect: cfg.Protect,
+	}, after); err != nil {
+		return nil, err
+	}
+	network := s.Network.Network.Name
+
+	if s.Database, err = NewDatabase(ctx, cfg.Name("db"), &DatabaseArgs{
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost,
+		ExternalURL: cfg.DatabaseURL, External: cfg.ExternalDB,
+		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
+		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
+		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
+	}, after); err != nil {
+		return nil, err
+	}
+
+	if s.App, err = NewApp(ctx, cfg.Name("app"), &AppArgs{
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
+		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
+		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
+		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(), StopGrace: cfg.StopGrace(),
+		Network: network, NetworkName: cfg.Name("net"),
+		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
+		DatabaseReady: s.Database.Ready,
+	}, after); err != nil {
+		return nil, err
+	}
+
+	proxyArgs := &ProxyArgs{
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
+		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
+		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
+		TLS: cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		Upstreams: s.App.ReplicaNames, UpstreamsReady: s.App.Ready,
+	}
+	if cfg.TLS == nginx.TLSACME {
+		proxyArgs.ACME = ACMEArgs{
+			Email: cfg.ACMEEmail, Staging: cfg.ACMEStaging, CertbotImage: cfg.CertbotImage,
+			LetsEncrypt: s.Network.Volumes["letsencrypt"], Webroot: s.Network.Volumes["acme-webroot"],
+		}
+	}
+	if s.Proxy, err = NewProxy(ctx, cfg.Name("nginx"), proxyArgs, after); err != nil {
+		return nil, err
+	}
+
+	if cfg.BackupsEnabled {
+		backupsArgs := &BackupsArgs{
+			Stack: cfg.Stack, Provider: prov, Image: cfg.PostgresImage,
+			OwnerURL: s.Database.OwnerURL, Network: network, Volume: s.Network.Volumes["backups"],
+			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep,
+			Ready: append(append([]pulumi.Resource{}, s.Database.Ready...), s.App.Migration),
+		}
+		if !cfg.ExternalDB {
+			backupsArgs.ImageID = s.Database.ImageID
+		}
+		if s.Backups, err = NewBackups(ctx, cfg.Name("backup"), backupsArgs, after); err != nil {
 			return nil, err
 		}
 	}
+
+	live := s.Proxy.Ready
 	if cfg.SmokeCheck {
-		if s.Smoke, err = NewSmoke(ctx, cfg, s.Host, s.App, s.Proxy, after); err != nil {
+		addr, reachable := probeFrom(cfg.DockerHost, cfg.BindAddress)
+		if s.Smoke, err = NewSmoke(ctx, cfg.Name("smoke"), &SmokeArgs{
+			Stack: cfg.Stack, OnHost: onHost, URL: cfg.BaseURL() + "/readyz",
+			Probe: SmokeProbe{
+				InNginx: !reachable, NginxContainer: cfg.Name("nginx"), PublicHost: cfg.PublicHost(),
+				Address: addr, Insecure: cfg.TLS != nginx.TLSOff,
+			},
+			Triggers: pulumi.Array{s.App.RevisionID, s.Proxy.Config.ID(), s.Proxy.Container.ID()},
+			After:    s.Proxy.Ready,
+		}, after); err != nil {
 			return nil, err
 		}
+		live = append(append([]pulumi.Resource{}, live...), s.Smoke)
 	}
-	live := []pulumi.Resource{s.Proxy.Config}
-	if s.Smoke != nil {
-		live = append(live, s.Smoke)
-	}
-	if s.Retire, err = NewRetire(ctx, cfg, s.Host, s.App, live); err != nil {
+	if s.Retire, err = NewRetire(ctx, cfg.Name("app", "retire"), &RetireArgs{
+		Stack: cfg.Stack, OnHost: onHost, StopGrace: cfg.StopGrace(),
+		Keep: s.App.ReplicaNames, After: live,
+	}, pulumi.Parent(s.App)); err != nil {
 		return nil, err
 	}
 
@@ -62,31 +140,31 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	ctx.Export("apiUrl", pulumi.String(base+"/api/notes"))
 	ctx.Export("healthUrl", pulumi.String(base+"/readyz"))
 	ctx.Export("livenessUrl", pulumi.String(base+"/healthz"))
-	ctx.Export("dockerHost", pulumi.String(cfg.DockerHost))
-	ctx.Export("network", s.Network.Network.Name)
+	ctx.Export("dockerHost", pulumi.String(cfg.DockerHost.String()))
+	ctx.Export("network", network)
 	ctx.Export("imageId", s.App.ImageID)
-	ctx.Export("imageName", pulumi.String(s.App.ImageRef))
+	ctx.Export("imageName", pulumi.String(cfg.ImageRef()))
 	ctx.Export("appVersion", pulumi.String(cfg.AppVersion))
 	ctx.Export("revision", s.App.RevisionID)
 	ctx.Export("replicaNames", s.App.ReplicaNames)
 	ctx.Export("migrationContainer", s.App.Migration.Name)
 	ctx.Export("nginxContainer", s.Proxy.Container.Name)
 	ctx.Export("nginxConfigHash", s.Proxy.Config.Triggers.Index(pulumi.Int(0)))
-	if s.Database.Container != nil {
-		ctx.Export("databaseContainer", s.Database.Container.Name)
+	if cfg.ExternalDB {
+		ctx.Export("databaseHost", s.Database.Host)
+	} else {
+		ctx.Export("databaseContainer", s.Database.Host)
 		if cfg.DBPort != 0 {
 			ctx.Export("databaseAddress", pulumi.Sprintf("%s:%d", cfg.BindAddress, cfg.DBPort))
 		}
-	} else {
-		ctx.Export("databaseHost", s.Database.Host)
 	}
-	if s.Backups != nil {
+	if cfg.BackupsEnabled {
 		ctx.Export("backupContainer", s.Backups.Container.Name)
 		ctx.Export("backupNowCommand", pulumi.Sprintf("docker exec %s notes-backup now", s.Backups.Container.Name))
 		ctx.Export("restoreCommand", pulumi.Sprintf("docker exec %s notes-backup restore <file>", s.Backups.Container.Name))
 	}
-	if s.Proxy.Certbot != nil {
-		ctx.Export("certbotContainer", s.Proxy.Certbot.Name)
+	if cfg.TLS == nginx.TLSACME {
+		ctx.Export("certbotContainer", s.Proxy.CertbotName)
 	}
 	return s, nil
 }

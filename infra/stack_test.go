@@ -454,56 +454,6 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestDockerignoreMatching(t *testing.T) {
-	pats := []string{".git", "docs", "*.md", "**/*_test.go", "service/bench", "Pulumi*.yaml"}
-	for path, want := range map[string]bool{
-		".git/HEAD": true, "docs/infra.md": true, "README.md": true, "service/x.md": false,
-		"service/a_test.go": true, "a_test.go": true, "service/bench/b.go": true, "service/main.go": false,
-		"Pulumi.dev.yaml": true, "go.mod": false, "nginx/templates/notes.conf.tmpl": false,
-	} {
-		if got := dockerignored(path, pats); got != want {
-			t.Errorf("dockerignored(%q) = %v, want %v", path, got, want)
-		}
-	}
-}
-
-func TestContextDigestStable(t *testing.T) {
-	a, err := ContextDigest("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := ContextDigest("..")
-	if a != b || len(a) != 64 {
-		t.Errorf("digest not stable: %s %s", a, b)
-	}
-}
-
-func TestBuildCommand(t *testing.T) {
-	cfg := &Config{Stack: "s", GoImage: "golang:1.26", AppVersion: "1.2.3", ImageName: "notes-service", DockerHost: "unix:///var/run/docker.sock"}
-	h := &Host{cfg: cfg}
-	cmd, env := h.BuildCommand(cfg, cfg.ImageRef())
-	for _, s := range []string{`--iidfile "$f"`, "GO_IMAGE=golang:1.26", "APP_VERSION=1.2.3", "-t notes-service:1.2.3 - >&2", "tar -czf - --no-recursion -- ", "./go.mod"} {
-		if !strings.Contains(cmd, s) {
-			t.Errorf("build command lacks %q: %s", s, cmd)
-		}
-	}
-	if _, ok := env["DOCKER_HOST"]; !ok {
-		t.Error("no DOCKER_HOST for a unix host")
-	}
-	cfg.DockerHost = "ssh://deploy@h.example.com:2222"
-	cfg.SSHOpts = []string{"-i", "/k ey"}
-	cmd, _ = h.BuildCommand(cfg, cfg.ImageRef())
-	if !strings.Contains(cmd, "tar ") || !strings.Contains(cmd, "ssh -o BatchMode=yes -i '/k ey' -l deploy -p 2222 -- h.example.com") || !strings.Contains(cmd, " - >&2") {
-		t.Errorf("ssh build command = %s", cmd)
-	}
-	if id, err := parseImageID("noise\nsha256:" + strings.Repeat("0", 64) + "\n"); err != nil || !strings.HasPrefix(id, "sha256:") {
-		t.Errorf("parseImageID = %q, %v", id, err)
-	}
-	if _, err := parseImageID("Step 3/4 failed"); err == nil {
-		t.Error("parseImageID accepted garbage")
-	}
-}
-
 func TestPlaceholderCertDeterministic(t *testing.T) {
 	c1, k1, err := placeholderCert("notes.example.com")
 	if err != nil {

@@ -100,6 +100,25 @@ func TestDeployLocal(t *testing.T) {
 		s.up("--expect-no-changes")
 	})
 
+	t.Run("files outside the build context change nothing", func(t *testing.T) {
+		// Untracked files under nginx/ and next to go.mod (a stand-in for .env): outside the
+		// image's allow-list, so the image, the revision and the replicas stay as they are.
+		for _, p := range []string{
+			filepath.Join(s.root, "nginx", "e2e-untracked-"+s.name+".txt"),
+			filepath.Join(s.root, ".env."+s.name),
+		} {
+			if err := os.WriteFile(p, []byte("NOT_IN_THE_IMAGE=1\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := os.Remove(p); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		s.run(15*time.Minute, "preview", "--expect-no-changes", "--suppress-progress")
+	})
+
 	t.Run("state holds no secret in clear", func(t *testing.T) {
 		if state := s.run(time.Minute, "stack", "export"); containsAny(state, secrets) {
 			t.Errorf("exported state contains a password in clear")

@@ -1,3 +1,4 @@
+#!/bin/sh
 # Bootstrap of a Debian/Ubuntu Docker host, run over SSH by the Pulumi program (notes:bootstrap).
 # Idempotent: when a docker CLI is already installed it only reports the versions and exits.
 set -eu

@@ -29,7 +29,9 @@ need_db() { [ -n "${PGDATABASE:-}" ] || die "PGDATABASE is not set (and PGHOST, 
 
 list() {
   [ -d "$dir" ] || return 0
-  ls -1 "$dir" | grep -E '^notes-[0-9TZ-]+\.dump$' | sort -r
+  for f in "$dir"/notes-*.dump; do
+    [ -f "$f" ] && printf '%s\n' "${f##*/}"
+  done | grep -E '^notes-[0-9TZ-]+\.dump$' | sort -r
 }
 
 prune() {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// DockerHostKind is how the program reaches the Docker daemon.
+type DockerHostKind int
+
+const (
+	// UnixHost is a local socket, unix:///path.
+	UnixHost DockerHostKind = iota + 1
+	// TCPHost is tcp://host:port (the daemon's TLS settings come from the environment).
+	TCPHost
+	// SSHHost is ssh://[user@]host[:port]: the provider dials over ssh and the program's own
+	// commands run on the host over ssh.
+	SSHHost
+)
+
+// DockerHost is the parsed notes:dockerHost. It is parsed once, by ParseDockerHost during
+// config loading, and passed around as this value: User, Host and Port are only set for ssh://
+// (Host and Port also for tcp://), Path only for unix://.
+type DockerHost struct {
+	Kind DockerHostKind
+	User string // ssh:// only; may be empty (ssh's own default)
+	Host string // DNS name or IP literal (IPv6 without brackets)
+	Port int    // ssh:// (default 22) and tcp:// (0 when the URL has none)
+	Path string // unix:// socket path
+	raw  string
+}
+
+// String is the original notes:dockerHost value, as the provider and DOCKER_HOST take it.
+func (h DockerHost) String() string { return h.raw }
+
+// IsSSH reports whether the host is reached over ssh.
+func (h DockerHost) IsSSH() bool { return h.Kind == SSHHost }
+
+// RemoteHost is the host name of a tcp:// or ssh:// daemon, and false for a local socket.
+func (h DockerHost) RemoteHost() (string, bool) {
+	return h.Host, h.Kind == TCPHost || h.Kind == SSHHost
+}
+
+// ParseDockerHost parses unix:///path, tcp://host:port or ssh://[user@]host[:port]. For ssh://
+// the user must be [A-Za-z0-9._-] not starting with '-', the host a DNS name or an IP literal
+// (IPv6 in brackets), the port 1-65535: none of them can then be read as an ssh option or carry
+// shell syntax.
+func ParseDockerHost(s string) (DockerHost, error) {
+	switch {
+	case strings.HasPrefix(s, "unix:///"):
+		return DockerHost{Kind: UnixHost, Path: strings.TrimPrefix(s, "unix://"), raw: s}, nil
+	case strings.HasPrefix(s, "tcp://"):
+		return parseTCP(s)
+	case strings.HasPrefix(s, "ssh://"):
+		return parseSSH(s)
+	}
+	return DockerHost{}, fmt.Errorf("%q must start with unix://, tcp:// or ssh://", s)
+}
+
+func parseSSH(h string) (DockerHost, error) {
+	u, err := url.Parse(h)
+	if err != nil || u.Scheme != "ssh" || u.Hostname() == "" || u.Opaque != "" {
+		return DockerHost{}, fmt.Errorf("%q must look like ssh://user@host[:port]", h)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return DockerHost{}, fmt.Errorf("%q: ssh:// host must not have a path, query or fragment", h)
+	}
+	if _, set := u.User.Password(); set {
+		return DockerHost{}, fmt.Errorf("%q: no password in the URL; use an SSH key (notes:sshOpts -i KEY or ssh-agent)", h)
+	}
+	t := DockerHost{Kind: SSHHost, User: u.User.Username(), Host: u.Hostname(), Port: 22, raw: h}
+	if u.User != nil && !sshUserRE.MatchString(t.User) {
+		return DockerHost{}, fmt.Errorf("%q: invalid user %q (letters, digits, '.', '_', '-', not starting with '-')", h, t.User)
+	}
+	if err := validHost(t.Host); err != nil {
+		return DockerHost{}, fmt.Errorf("%q: %v", h, err)
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return DockerHost{}, fmt.Errorf("%q: invalid port", h)
+	}
+	if p := u.Port(); p != "" {
+		n, err := parsePort(p)
+		if err != nil {
+			return DockerHost{}, fmt.Errorf("%q: %v", h, err)
+		}
+		t.Port = n
+	}
+	return t, nil
+}
+
+// parseTCP checks a tcp://host:port Docker host: host a DNS name or IP literal, port 1-65535.
+func parseTCP(h string) (DockerHost, error) {
+	u, err := url.Parse(h)
+	if err != nil || u.Hostname() == "" || u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return DockerHost{}, fmt.Errorf("%q must look like tcp://host:port", h)
+	}
+	if err := validHost(u.Hostname()); err != nil {
+		return DockerHost{}, fmt.Errorf("%q: %v", h, err)
+	}
+	t := DockerHost{Kind: TCPHost, Host: u.Hostname(), raw: h}
+	if p := u.Port(); p != "" {
+		n, err := parsePort(p)
+		if err != nil {
+			return DockerHost{}, fmt.Errorf("%q: %v", h, err)
+		}
+		t.Port = n
+	}
+	return t, nil
+}
+
+func parsePort(p string) (int, error) {
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 || p[0] == '0' {
+		return 0, fmt.Errorf("invalid port %q (1-65535)", p)
+	}
+	return n, nil
+}
+
+var sshUserRE = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]*$`)
+
+// validHost accepts an IP literal or a DNS name (one label or more).
+func validHost(h string) error {
+	if ip := net.ParseIP(h); ip != nil {
+		return nil
+	}
+	if !validDNSName(h, 1) {
+		return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+func TestParseDockerHost(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want DockerHost // raw is filled in from in
+		ok   bool
+	}{
+		{"unix:///var/run/docker.sock", DockerHost{Kind: UnixHost, Path: "/var/run/docker.sock"}, true},
+		{"tcp://10.0.0.5:2376", DockerHost{Kind: TCPHost, Host: "10.0.0.5", Port: 2376}, true},
+		{"tcp://docker.example.com:2376", DockerHost{Kind: TCPHost, Host: "docker.example.com", Port: 2376}, true},
+		{"tcp://[::1]:2375", DockerHost{Kind: TCPHost, Host: "::1", Port: 2375}, true},
+		{"tcp://h;id:2376", DockerHost{}, false},
+		{"tcp://-h:2376", DockerHost{}, false},
+		{"tcp://h:0", DockerHost{}, false},
+		{"tcp://:2376", DockerHost{}, false},
+		{"tcp://u@h:2376", DockerHost{}, false},
+		{"ssh://deploy@host.example.com", DockerHost{Kind: SSHHost, User: "deploy", Host: "host.example.com", Port: 22}, true},
+		{"ssh://deploy@host.example.com:2222", DockerHost{Kind: SSHHost, User: "deploy", Host: "host.example.com", Port: 2222}, true},
+		{"ssh://host.example.com", DockerHost{Kind: SSHHost, Host: "host.example.com", Port: 22}, true},
+		{"ssh://d.e_p-1@10.0.0.5:22", DockerHost{Kind: SSHHost, User: "d.e_p-1", Host: "10.0.0.5", Port: 22}, true},
+		{"ssh://deploy@[2001:db8::1]:2200", DockerHost{Kind: SSHHost, User: "deploy", Host: "2001:db8::1", Port: 2200}, true},
+		{"ssh://deploy@localhost", DockerHost{Kind: SSHHost, User: "deploy", Host: "localhost", Port: 22}, true},
+		{"ssh://deploy@vm-1/", DockerHost{Kind: SSHHost, User: "deploy", Host: "vm-1", Port: 22}, true},
+		{"ssh://-oProxyCommand=touch%20x@h", DockerHost{}, false},
+		{"ssh://-oProxyCommand=x@h", DockerHost{}, false},
+		{"ssh://-l@h", DockerHost{}, false},
+		{"ssh://de$ploy@h", DockerHost{}, false},
+		{"ssh://de%3Bploy@h", DockerHost{}, false},
+		{"ssh://@h", DockerHost{}, false},
+		{"ssh://deploy@-oProxyCommand=x", DockerHost{}, false},
+		{"ssh://deploy@-h", DockerHost{}, false},
+		{"ssh://deploy@h-.example.com", DockerHost{}, false},
+		{"ssh://deploy@h%27x", DockerHost{}, false},
+		{"ssh://deploy@h;rm", DockerHost{}, false},
+		{"ssh://deploy@h$(id)", DockerHost{}, false},
+		{"ssh://deploy@h_x", DockerHost{}, false},
+		{"ssh://deploy@" + strings.Repeat("a", 64) + ".com", DockerHost{}, false},
+		{"ssh://deploy@h:0", DockerHost{}, false},
+		{"ssh://deploy@h:65536", DockerHost{}, false},
+		{"ssh://deploy@h:", DockerHost{}, false},
+		{"ssh://deploy@h:-1", DockerHost{}, false},
+		{"ssh://deploy:pw@h", DockerHost{}, false},
+		{"ssh://deploy@h/path", DockerHost{}, false},
+		{"ssh://deploy@h?x=1", DockerHost{}, false},
+		{"http://host:2375", DockerHost{}, false},
+		{"/var/run/docker.sock", DockerHost{}, false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseDockerHost(tc.in)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseDockerHost(%q) = %+v, %v; want ok=%v", tc.in, got, err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			tc.want.raw = tc.in
+			if got != tc.want {
+				t.Errorf("ParseDockerHost(%q) = %+v, want %+v", tc.in, got, tc.want)
+			}
+			if got.String() != tc.in {
+				t.Errorf("String() = %q, want the original %q", got.String(), tc.in)
+			}
+		})
+	}
+}
+
+// A bad dockerHost fails config loading with an error that names the key, for every kind.
+func TestDockerHostConfigErrorNamesKey(t *testing.T) {
+	for _, h := range []string{"http://host:2375", "tcp://h;id:2376", "ssh://deploy:pw@h", "ssh://-l@h", "unix:/x"} {
+		t.Run(h, func(t *testing.T) {
+			cfg := stackConfig(t, "dev")
+			cfg["notes:dockerHost"] = h
+			err := deploy(t, "dev", cfg, &mocks{})
+			if err == nil || !strings.Contains(err.Error(), "notes:dockerHost") {
+				t.Errorf("deploy error = %v, want one naming notes:dockerHost", err)
+			}
+		})
+	}
+}
+
+// Neither user nor host can become an ssh option: they follow -l, -p and --.
+func TestOnHostSSHArgumentOrder(t *testing.T) {
+	on := NewOnHost(mustDockerHost(t, "ssh://deploy@h.example.com:2222"), []string{"-i", "/key"})
+	got, env := on.Docker("version")
+	want := "ssh -o BatchMode=yes -i /key -l deploy -p 2222 -- h.example.com 'docker version'"
+	if got != want {
+		t.Errorf("Docker = %s\nwant     %s", got, want)
+	}
+	if len(env) != 0 {
+		t.Errorf("ssh command env = %v, want none (DOCKER_HOST is not for ssh)", env)
+	}
+	script, _ := on.Script(`echo "$1"`, "a b")
+	if want := `-- h.example.com 'sh -c '"'"'echo "$1"'"'"' sh '"'"'a b'"'"''`; !strings.HasSuffix(script, want) {
+		t.Errorf("Script = %s\nwant suffix %s", script, want)
+	}
+	on = NewOnHost(mustDockerHost(t, "ssh://[2001:db8::1]"), []string{"-i", "/key"})
+	if got, _ := on.Command("true"); got != "ssh -o BatchMode=yes -i /key -p 22 -- 2001:db8::1 true" {
+		t.Errorf("Command without user = %s", got)
+	}
+}
+
+// Local hosts run the command here with DOCKER_HOST set to the original string.
+func TestOnHostLocal(t *testing.T) {
+	for _, h := range []string{"unix:///var/run/docker.sock", "tcp://10.0.0.5:2376"} {
+		on := NewOnHost(mustDockerHost(t, h), nil)
+		cmd, env := on.Docker("ps", "-a")
+		if cmd != "docker ps -a" {
+			t.Errorf("%s: Docker = %q", h, cmd)
+		}
+		if len(env) != 1 || env["DOCKER_HOST"] != pulumi.String(h) {
+			t.Errorf("%s: env = %v", h, env)
+		}
+		if on.ProviderSSHOpts() != nil {
+			t.Errorf("%s: provider ssh options for a non-ssh host", h)
+		}
+	}
+}
