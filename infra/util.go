@@ -65,7 +65,10 @@ func tarGzBase64(files map[string][]byte, modes map[string]int64) (string, error
 	}
 	sort.Strings(keys)
 	var buf bytes.Buffer
-	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	gz, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return "", err
+	}
 	tw := tar.NewWriter(gz)
 	for _, k := range keys {
 		mode := int64(0o644)
@@ -109,15 +112,4 @@ func repoRoot() (string, error) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
-}
-
-// shortDigest returns the first 12 hex characters of an image id or repo digest.
-func shortDigest(d string) string {
-	if i := strings.LastIndex(d, ":"); i >= 0 {
-		d = d[i+1:]
-	}
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
 }
