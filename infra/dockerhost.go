@@ -72,22 +72,15 @@ func parseSSH(h string) (DockerHost, error) {
 	if _, set := u.User.Password(); set {
 		return DockerHost{}, fmt.Errorf("%q: no password in the URL; use an SSH key (notes:sshOpts -i KEY or ssh-agent)", h)
 	}
-	t := DockerHost{Kind: SSHHost, User: u.User.Username(), Host: u.Hostname(), Port: 22, raw: h}
+	t := DockerHost{Kind: SSHHost, User: u.User.Username(), Port: 22, raw: h}
 	if u.User != nil && !sshUserRE.MatchString(t.User) {
 		return DockerHost{}, fmt.Errorf("%q: invalid user %q (letters, digits, '.', '_', '-', not starting with '-')", h, t.User)
-	}
-	if err := validHost(t.Host); err != nil {
-		return DockerHost{}, fmt.Errorf("%q: %v", h, err)
 	}
 	if strings.HasSuffix(u.Host, ":") {
 		return DockerHost{}, fmt.Errorf("%q: invalid port", h)
 	}
-	if p := u.Port(); p != "" {
-		n, err := parsePort(p)
-		if err != nil {
-			return DockerHost{}, fmt.Errorf("%q: %v", h, err)
-		}
-		t.Port = n
+	if err := t.setHostPort(u); err != nil {
+		return DockerHost{}, err
 	}
 	return t, nil
 }
@@ -98,26 +91,28 @@ func parseTCP(h string) (DockerHost, error) {
 	if err != nil || u.Hostname() == "" || u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
 		return DockerHost{}, fmt.Errorf("%q must look like tcp://host:port", h)
 	}
-	if err := validHost(u.Hostname()); err != nil {
-		return DockerHost{}, fmt.Errorf("%q: %v", h, err)
-	}
-	t := DockerHost{Kind: TCPHost, Host: u.Hostname(), raw: h}
-	if p := u.Port(); p != "" {
-		n, err := parsePort(p)
-		if err != nil {
-			return DockerHost{}, fmt.Errorf("%q: %v", h, err)
-		}
-		t.Port = n
+	t := DockerHost{Kind: TCPHost, raw: h}
+	if err := t.setHostPort(u); err != nil {
+		return DockerHost{}, err
 	}
 	return t, nil
 }
 
-func parsePort(p string) (int, error) {
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 || p[0] == '0' {
-		return 0, fmt.Errorf("invalid port %q (1-65535)", p)
+// setHostPort takes Host (a DNS name or IP literal) and, when the URL has one, Port (1-65535)
+// from u.
+func (t *DockerHost) setHostPort(u *url.URL) error {
+	t.Host = u.Hostname()
+	if err := validHost(t.Host); err != nil {
+		return fmt.Errorf("%q: %v", t.raw, err)
 	}
-	return n, nil
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 || p[0] == '0' {
+			return fmt.Errorf("%q: invalid port %q (1-65535)", t.raw, p)
+		}
+		t.Port = n
+	}
+	return nil
 }
 
 var sshUserRE = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]*$`)

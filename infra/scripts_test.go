@@ -16,7 +16,7 @@ func TestScriptsHaveShebangAndPassShellcheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(scripts) < 10 {
+	if len(scripts) < 9 {
 		t.Fatalf("found %d scripts in infra/scripts, want every script the program uses: %v", len(scripts), scripts)
 	}
 	for _, s := range scripts {

@@ -14,9 +14,6 @@ import (
 //go:embed scripts/smoke.sh
 var smokeScript string
 
-//go:embed scripts/smoke-nginx.sh
-var smokeNginxScript string
-
 //go:embed scripts/replica-logs.sh
 var replicaLogsScript string
 
@@ -80,17 +77,17 @@ func NewSmoke(ctx *pulumi.Context, name string, args *SmokeArgs, opts ...pulumi.
 	return s, nil
 }
 
-// smokeCommand polls the health URL with curl from here (scripts/smoke.sh) or from inside the
-// nginx container (scripts/smoke-nginx.sh); when the check fails, the replicas' logs are
+// smokeCommand polls the health URL with scripts/smoke.sh, with curl from here or from inside
+// the nginx container; when the check fails, the replicas' logs are
 // printed (scripts/replica-logs.sh on the host) and the command fails.
 func smokeCommand(args *SmokeArgs) (string, pulumi.StringMap) {
 	attempts := strconv.Itoa(smokeAttempts)
 	var probe string
 	if args.Probe.InNginx {
-		probe, _ = args.OnHost.Docker("exec", args.Probe.NginxContainer, "sh", "-c", smokeNginxScript, "sh",
-			bracketIPv6(args.Probe.PublicHost), attempts)
+		probe, _ = args.OnHost.Docker("exec", args.Probe.NginxContainer, "sh", "-c", smokeScript, "sh",
+			"nginx", bracketIPv6(args.Probe.PublicHost), attempts)
 	} else {
-		argv := []string{"sh", "-c", smokeScript, "sh", args.URL, attempts}
+		argv := []string{"sh", "-c", smokeScript, "sh", "curl", args.URL, attempts}
 		if args.Probe.Insecure {
 			argv = append(argv, "--insecure")
 		}

@@ -17,10 +17,10 @@ func TestSmokeCommandInNginxPassesHostAsArgument(t *testing.T) {
 	if !strings.Contains(cmd, "docker exec notes-s-nginx sh -c") {
 		t.Fatalf("expected the in-container check, got %s", cmd)
 	}
-	if strings.Contains(smokeNginxScript, "h.example.com") {
+	if strings.Contains(smokeScript, "h.example.com") {
 		t.Error("the host is part of the script text")
 	}
-	if !strings.Contains(cmd, " sh h.example.com 30") {
+	if !strings.Contains(cmd, " sh nginx h.example.com 30") {
 		t.Errorf("host and attempts are not the script's arguments: %s", cmd)
 	}
 	// On failure: the replicas' logs of this stack, over the same ssh path.
@@ -34,7 +34,7 @@ func TestSmokeCommandCurl(t *testing.T) {
 	args := &SmokeArgs{Stack: "s", OnHost: on, URL: "https://notes.example.com/readyz",
 		Probe: SmokeProbe{PublicHost: "notes.example.com", Address: "::1", Insecure: true}}
 	cmd, env := smokeCommand(args)
-	for _, want := range []string{" sh https://notes.example.com/readyz 30 --insecure --connect-to 'notes.example.com::[::1]:'", "|| { sh -c "} {
+	for _, want := range []string{" sh curl https://notes.example.com/readyz 30 --insecure --connect-to 'notes.example.com::[::1]:'", "|| { sh -c "} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("smoke command lacks %q: %s", want, cmd)
 		}
@@ -53,7 +53,7 @@ func TestSmokeScriptReportsFailure(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "pwned")
 	url := "http://127.0.0.1:1/readyz?$(touch " + marker + ")"
-	out, err := exec.Command("sh", "-c", smokeScript, "sh", url, "1").CombinedOutput()
+	out, err := exec.Command("sh", "-c", smokeScript, "sh", "curl", url, "1").CombinedOutput()
 	if err == nil {
 		t.Fatalf("smoke script succeeded against a closed port:\n%s", out)
 	}
