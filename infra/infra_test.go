@@ -362,3 +362,51 @@ func replicas(m *mocks, stack string) []*mockRes {
 	}
 	return out
 }
+
+// containsAnywhere reports whether s appears anywhere in v, secret or not.
+func containsAnywhere(v resource.PropertyValue, s string) bool {
+	v = unsecret(v)
+	switch {
+	case v.IsString():
+		return strings.Contains(v.StringValue(), s)
+	case v.IsArray():
+		for _, e := range v.ArrayValue() {
+			if containsAnywhere(e, s) {
+				return true
+			}
+		}
+	case v.IsObject():
+		for _, e := range v.ObjectValue() {
+			if containsAnywhere(e, s) {
+				return true
+			}
+		}
+	case v.IsOutput():
+		return containsAnywhere(v.OutputValue().Element, s)
+	}
+	return false
+}
+
+// checkSecretUpload: container r uploads file with a secret content that holds want, with the
+// given permissions.
+func checkSecretUpload(t *testing.T, r *mockRes, file, want, perm string) {
+	t.Helper()
+	for _, u := range unsecret(prop(r, "uploads")).ArrayValue() {
+		u = unsecret(u)
+		if !u.IsObject() || str(u.ObjectValue()["file"]) != file {
+			continue
+		}
+		c := u.ObjectValue()["content"]
+		if !isSecret(c) {
+			t.Errorf("%s: upload %s is not secret", r.Name, file)
+		}
+		if !strings.Contains(str(c), want) {
+			t.Errorf("%s: upload %s does not hold the secret", r.Name, file)
+		}
+		if got := str(u.ObjectValue()["permissions"]); got != perm {
+			t.Errorf("%s: upload %s has permissions %q, want %q", r.Name, file, got, perm)
+		}
+		return
+	}
+	t.Errorf("%s uploads no %s", r.Name, file)
+}

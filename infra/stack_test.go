@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -173,9 +174,16 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 	if !boolean(prop(db, "wait")) || str(prop(db, "restart")) == "" || str(prop(db, "restart")) == "no" {
 		t.Error("db container must wait for healthy and have a restart policy")
 	}
-	if !strings.Contains(strings.Join(strs(prop(db, "envs")), " "), "POSTGRES_PASSWORD="+testDBPassword) {
-		t.Error("db container lacks POSTGRES_PASSWORD from dbPassword")
+	// The password reaches Postgres as a file (POSTGRES_PASSWORD_FILE), never in the environment.
+	if !slices.Contains(strs(prop(db, "envs")), "POSTGRES_PASSWORD_FILE="+dbPasswordFile) {
+		t.Error("db container lacks POSTGRES_PASSWORD_FILE")
 	}
+	for _, k := range []string{"envs", "labels", "command", "entrypoints"} {
+		if containsAnywhere(prop(db, k), testDBPassword) {
+			t.Errorf("db container %s holds dbPassword", k)
+		}
+	}
+	checkSecretUpload(t, db, dbPasswordFile, testDBPassword, "0400")
 
 	// Migration: one-shot, migrate up as the owner, provisions the app role.
 	mig := m.named(t, name("app-migrate"))
