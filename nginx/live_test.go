@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -35,14 +36,17 @@ type backend struct {
 	ids  []string
 }
 
-func newBackend(t testing.TB, name string) *backend {
+func newBackend(t testing.TB, name string) *backend { return newBackendOn(t, name, nil) }
+
+// newBackendOn serves on ln; nil means a fresh loopback port.
+func newBackendOn(t testing.TB, name string, ln net.Listener) *backend {
 	b := &backend{name: name, seen: map[string]http.Header{}}
 	notes := make([]map[string]any, 50)
 	for i := range notes {
 		notes[i] = map[string]any{"id": 50 - i, "title": fmt.Sprintf("note %d", 50-i), "body": "some text that compresses well", "created_at": "2026-11-26T00:00:00Z"}
 	}
 	list, _ := json.Marshal(notes)
-	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
 		id := r.Header.Get("X-Request-ID")
 		b.mu.Lock()
@@ -77,6 +81,11 @@ func newBackend(t testing.TB, name string) *backend {
 			io.WriteString(w, `{"type":"about:blank","title":"Not Found","status":404}`)
 		}
 	}))
+	if ln != nil {
+		b.srv.Listener.Close()
+		b.srv.Listener = ln
+	}
+	b.srv.Start()
 	t.Cleanup(b.srv.Close)
 	return b
 }
