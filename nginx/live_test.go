@@ -239,14 +239,14 @@ func TestLiveSpreadAndFailover(t *testing.T) {
 	}
 }
 
-func TestLiveWriteBurstGets429(t *testing.T) {
-	t.Parallel()
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveWriteBurstGets429(t *testing.T) { forEachForm(t, testLiveWriteBurstGets429) }
+
+func testLiveWriteBurstGets429(t *testing.T, form upstreamForm) {
+	h, _ := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.WriteRatePerMinute = 60 // 1 r/s
 		c.WriteBurst = 3
 		return c
-	}, a, b)
+	}, "a", "b")
 	c := newClient()
 	var created, limited int
 	var last429 result
@@ -278,13 +278,14 @@ func TestLiveWriteBurstGets429(t *testing.T) {
 	}
 }
 
-func TestLiveOversizedBodyGets413(t *testing.T) {
-	t.Parallel()
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveOversizedBodyGets413(t *testing.T) { forEachForm(t, testLiveOversizedBodyGets413) }
+
+func testLiveOversizedBodyGets413(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.ClientMaxBodySize = 64 << 10
 		return c
-	}, a, b)
+	}, "a", "b")
+	a, b := bs[0], bs[1]
 	c := newClient()
 	if r := do(t, c, "POST", h.HTTPURL("/api/notes"), bytes.NewReader(make([]byte, 60<<10))); r.status != 201 {
 		t.Fatalf("body under the limit: %d %s", r.status, r.body)
@@ -298,10 +299,10 @@ func TestLiveOversizedBodyGets413(t *testing.T) {
 	}
 }
 
-func TestLiveGzipJSON(t *testing.T) {
-	t.Parallel()
-	a := newBackend(t, "a")
-	h := start(t, nil, a)
+func TestLiveGzipJSON(t *testing.T) { forEachForm(t, testLiveGzipJSON) }
+
+func testLiveGzipJSON(t *testing.T, form upstreamForm) {
+	h, _ := startForm(t, form, nil, "a")
 	c := newClient()
 	r := do(t, c, "GET", h.HTTPURL("/api/notes"), nil, "Accept-Encoding", "gzip")
 	if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" {
@@ -396,10 +397,11 @@ func TestLiveSecurityHeadersAndErrors(t *testing.T) {
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-func TestLiveRequestID(t *testing.T) {
-	t.Parallel()
-	a := newBackend(t, "a")
-	h := start(t, nil, a)
+func TestLiveRequestID(t *testing.T) { forEachForm(t, testLiveRequestID) }
+
+func testLiveRequestID(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, nil, "a")
+	a := bs[0]
 	c := newClient()
 
 	// A valid incoming id is kept end to end.
@@ -466,13 +468,14 @@ func TestLiveRequestID(t *testing.T) {
 	}
 }
 
-func TestLiveTLS(t *testing.T) {
-	t.Parallel()
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveTLS(t *testing.T) { forEachForm(t, testLiveTLS) }
+
+func testLiveTLS(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.ServerNames = []string{"localhost"}
 		return h.UseSelfSignedTLS(c, nginx.TLSProvided, "localhost")
-	}, a, b)
+	}, "a", "b")
+	a, b := bs[0], bs[1]
 	c := h.TLSClient("localhost")
 
 	resp, err := c.Get(h.HTTPSURL("/api/notes"))
@@ -526,13 +529,14 @@ func TestLiveTLS(t *testing.T) {
 	}
 }
 
-func TestLiveACME(t *testing.T) {
-	t.Parallel()
-	a := newBackend(t, "a")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveACME(t *testing.T) { forEachForm(t, testLiveACME) }
+
+func testLiveACME(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.ServerNames = []string{"localhost"}
 		return h.UseSelfSignedTLS(c, nginx.TLSACME, "localhost")
-	}, a)
+	}, "a")
+	a := bs[0]
 	c := newClient()
 	token := "Zk3_Qx-9bV8tLrQe1m"
 	h.WriteFile("acme/.well-known/acme-challenge/"+token, []byte(token+".thumbprint"))
