@@ -18,29 +18,45 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// devConfig is what a developer stack looks like: plain HTTP, one replica.
+// devConfig is what a developer stack looks like: plain HTTP, the replicas found by their
+// network alias through Docker's DNS.
 func devConfig() nginx.Config {
 	c := nginx.Defaults()
-	c.Upstreams = []string{"notes-dev-app-1:8080"}
+	c.UpstreamDNS, c.UpstreamPort = "notes-dev-app", 8080
+	c.Resolver = []string{"127.0.0.11"}
 	return c
 }
 
-// prodConfig is what a production stack looks like: a domain, certbot certificates, two
-// replicas during a rolling deploy, Docker's resolver, IPv6 listeners.
+// prodConfig is what a production stack looks like: a domain, certbot certificates, the
+// replicas by their alias through Docker's resolver, IPv6 listeners.
 func prodConfig() nginx.Config {
 	c := nginx.Defaults()
 	c.ServerNames = []string{"notes.example.com"}
-	c.Upstreams = []string{"notes-prod-app-1a2b3c:8080", "notes-prod-app-4d5e6f:8080"}
+	c.UpstreamDNS, c.UpstreamPort = "notes-prod-app", 8080
 	c.TLS.Mode = nginx.TLSACME
 	c.ListenIPv6 = true
 	c.Resolver = []string{"127.0.0.11"}
 	return c
 }
 
+// staticConfig is the static replica list (other callers; reload on a change).
+func staticConfig() nginx.Config {
+	c := nginx.Defaults()
+	c.Upstreams = []string{"notes-dev-app-1a2b3c:8080", "notes-dev-app-4d5e6f:8080"}
+	return c
+}
+
+// resolveConfig is prod with the nginx >= 1.27.3 form: "server ... resolve" in the upstream.
+func resolveConfig() nginx.Config {
+	c := prodConfig()
+	c.UpstreamResolve = true
+	return c
+}
+
 // TestGolden renders the dev-like and prod-like configurations and compares them with
 // testdata/golden/<name>/; run `go test ./nginx -run TestGolden -update` to rewrite them.
 func TestGolden(t *testing.T) {
-	for name, cfg := range map[string]nginx.Config{"dev": devConfig(), "prod": prodConfig()} {
+	for name, cfg := range map[string]nginx.Config{"dev": devConfig(), "prod": prodConfig(), "static": staticConfig(), "resolve": resolveConfig()} {
 		t.Run(name, func(t *testing.T) {
 			files, err := nginx.Render(cfg)
 			if err != nil {
@@ -185,6 +201,25 @@ func TestNginxAcceptsVariants(t *testing.T) {
 			c.WorkerProcesses = 1
 			return c
 		}},
+		{"UpstreamDNS that does not resolve, TLS acme", func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+			// nginx -t and start must not need an address for the name (replicas may not
+			// exist yet); 127.0.0.1:9 answers no DNS.
+			c.UpstreamDNS, c.UpstreamPort = "notes-app.invalid", 8080
+			c.Resolver = []string{"127.0.0.1:9"}
+			c.ResolverValid = 5 * time.Second
+			c.ServerNames = []string{"notes.example.com"}
+			return h.UseSelfSignedTLS(c, nginx.TLSACME, "notes.example.com")
+		}},
+		{"UpstreamDNS, everything optional off", func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+			c.UpstreamDNS, c.UpstreamPort = "app", 8080
+			c.Resolver = []string{"127.0.0.11"}
+			c.WriteRatePerMinute = 0
+			c.ConnLimitPerAddr = 0
+			c.UpstreamKeepalive = 0
+			c.GzipLevel = 0
+			c.AccessLog = "off"
+			return c
+		}},
 		{"everything optional off", func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 			c.Upstreams = upstreams(1)
 			c.WriteRatePerMinute = 0
@@ -233,6 +268,19 @@ func TestValidate(t *testing.T) {
 		mod   func(c *nginx.Config)
 	}{
 		{"Upstreams", func(c *nginx.Config) { c.Upstreams = nil }},
+		{"UpstreamDNS", func(c *nginx.Config) { c.UpstreamDNS, c.UpstreamPort, c.Resolver = "app", 8080, []string{"127.0.0.11"} }},
+		{"UpstreamDNS", func(c *nginx.Config) {
+			c.Upstreams, c.UpstreamDNS, c.UpstreamPort, c.Resolver = nil, "app;evil", 8080, []string{"127.0.0.11"}
+		}},
+		{"UpstreamDNS", func(c *nginx.Config) {
+			c.Upstreams, c.UpstreamDNS, c.UpstreamPort, c.Resolver = nil, "10.0.0.1", 8080, []string{"127.0.0.11"}
+		}},
+		{"UpstreamPort", func(c *nginx.Config) { c.Upstreams, c.UpstreamDNS, c.Resolver = nil, "app", []string{"127.0.0.11"} }},
+		{"UpstreamPort", func(c *nginx.Config) { c.UpstreamPort = 8080 }},
+		{"UpstreamResolve", func(c *nginx.Config) { c.UpstreamResolve = true }},
+		{"Resolver", func(c *nginx.Config) { c.Upstreams, c.UpstreamDNS, c.UpstreamPort = nil, "app", 8080 }},
+		{"ResolverValid", func(c *nginx.Config) { c.Resolver, c.ResolverValid = []string{"127.0.0.11"}, 500*time.Millisecond }},
+		{"ResolverValid", func(c *nginx.Config) { c.Resolver, c.ResolverValid = []string{"127.0.0.11"}, 0 }},
 		{"Upstreams[0]", func(c *nginx.Config) { c.Upstreams = []string{"app"} }},
 		{"Upstreams[0]", func(c *nginx.Config) { c.Upstreams = []string{"app:0"} }},
 		{"Upstreams[0]", func(c *nginx.Config) { c.Upstreams = []string{"app:http"} }},
