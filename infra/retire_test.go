@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// Old replicas are stopped by the retire command after the new Nginx configuration is live,
-// never by Pulumi deleting a replica resource.
+// Old replicas are retired by the retire command once the new ones are proven (the smoke check),
+// never by Pulumi deleting a replica resource; they leave the alias before SIGTERM.
 func TestRetireOldReplicasAfterNginx(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
@@ -22,19 +22,21 @@ func TestRetireOldReplicasAfterNginx(t *testing.T) {
 				}
 			}
 			retire := m.named(t, "notes-"+stack+"-app-retire")
-			for _, dep := range []string{"notes-" + stack + "-nginx-config", "notes-" + stack + "-smoke-check"} {
+			for _, dep := range []string{"notes-" + stack + "-smoke-check"} {
 				if !slices.ContainsFunc(retire.Deps, func(d string) bool { return strings.HasSuffix(d, "::"+dep) }) {
 					t.Errorf("retire does not wait for %s (deps %v)", dep, retire.Deps)
 				}
 			}
 			create, del := str(prop(retire, "create")), str(prop(retire, "delete"))
-			for _, want := range []string{"com.notes-stack.stack=$stack", "com.notes-stack.role=app", "docker stop -t"} {
+			for _, want := range []string{"com.notes-stack.stack=$stack", "com.notes-stack.role=app", "docker network disconnect", "docker network connect", "docker stop -t", "docker rm -v"} {
 				if !strings.Contains(create, want) || !strings.Contains(del, want) {
 					t.Errorf("retire create/delete lack %q:\n%s\n%s", want, create, del)
 				}
 			}
-			// The stack and grace are arguments of the script, not part of its text.
-			if !strings.Contains(create, " sh "+stack+" 25") || !strings.HasSuffix(del, " sh "+stack+" 25") && !strings.HasSuffix(del, " sh "+stack+" 25'") {
+			// The stack, network, alias wait (nginx's DNS cache 1s + 2s) and grace are arguments
+			// of the script, not part of its text.
+			args := " sh " + stack + " notes-" + stack + "-net 3 25"
+			if !strings.Contains(create, args) || !strings.Contains(del, " sh "+stack+" notes-"+stack+"-net 0 25") {
 				t.Errorf("retire does not pass the stack and grace as arguments:\n%s\n%s", create, del)
 			}
 			for _, r := range reps {
