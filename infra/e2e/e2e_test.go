@@ -38,7 +38,7 @@ func TestPreviewDev(t *testing.T) {
 	// config, backups and the smoke check.
 	for _, want := range []string{
 		"docker:index:Container " + s.prefix() + "-db-container create",
-		"docker:index:Container " + s.prefix() + "-app-migrate create",
+		"command:local:Command " + s.prefix() + "-app-migrate create",
 		"docker:index:Container " + s.prefix() + "-app-1 create",
 		"docker:index:Container " + s.prefix() + "-nginx-container create",
 		"command:local:Command " + s.prefix() + "-nginx-config create",
