@@ -19,8 +19,10 @@ import (
 // the triggers of the Revision command, whose output (a random id) is part of the replica and
 // migration container names. A change therefore gives new names, so Pulumi's default
 // create-before-delete replacement can start the new replicas next to the old ones (no fixed
-// names, no host ports), waits for them to be healthy, lets the Proxy rewrite the upstream list
-// and reload, and Retire stops the old replicas once nginx no longer routes to them.
+// names, no host ports) and waits for them to be healthy. They join the stack's replica alias,
+// which nginx resolves at run time, so they take traffic without an nginx change or reload; the
+// Smoke proof checks them, and only then Retire takes the old ones out of the alias and stops
+// them.
 type App struct {
 	pulumi.ResourceState
 

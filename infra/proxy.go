@@ -79,7 +79,9 @@ type ACMEArgs struct {
 }
 
 // Proxy is the nginx container (created once, never replaced by an app deploy) and the command
-// that installs the rendered configuration into it and reloads nginx gracefully.
+// that installs the rendered configuration into it and reloads nginx gracefully. The
+// configuration names the replicas by their alias only, so the command runs when the nginx
+// settings or the container change, never on an app deploy.
 type Proxy struct {
 	pulumi.ResourceState
 

@@ -130,7 +130,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	if s.Retire, err = NewRetire(ctx, cfg.Name("app", "retire"), &RetireArgs{
 		Stack: cfg.Stack, OnHost: onHost, StopGrace: cfg.StopGrace(),
 		Network: cfg.Name("net"), AliasWait: nginxDNSValid() + retireInFlightMargin,
-		Keep: s.App.ReplicaNames, After: []pulumi.Resource{s.Smoke},
+		Keep: s.App.ReplicaNames, After: []pulumi.Resource{s.Smoke.Check},
 	}, pulumi.Parent(s.App)); err != nil {
 		return nil, err
 	}

@@ -143,16 +143,7 @@ func TestDeployLocal(t *testing.T) {
 		cancel()
 		<-done
 		l.report(t, fmt.Sprintf("redeploy (pulumi up %v)", deploy.Round(time.Second)))
-		for i, f := range l.failures {
-			if i == 20 {
-				t.Errorf("... and %d more", len(l.failures)-20)
-				break
-			}
-			t.Errorf("failed request: %s", f)
-		}
-		if len(l.acked) == 0 {
-			t.Fatal("no POST was acknowledged during the deploy")
-		}
+		l.checkFailures(t)
 		l.verifyAcked(t)
 		// Retried POSTs must not have stored a note twice.
 		dups := docker(t, "exec", s.output("databaseContainer"), "psql", "-X", "-U", "notes", "-d", "notes", "-At", "-c",

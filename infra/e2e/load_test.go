@@ -151,6 +151,22 @@ func (l *load) post(ctx context.Context, title string) {
 	}
 }
 
+// checkFailures fails the test for every failed request (the first 20 named) and when no POST
+// was acknowledged.
+func (l *load) checkFailures(t *testing.T) {
+	t.Helper()
+	for i, f := range l.failures {
+		if i == 20 {
+			t.Errorf("... and %d more", len(l.failures)-20)
+			break
+		}
+		t.Errorf("failed request: %s", f)
+	}
+	if len(l.acked) == 0 {
+		t.Error("no POST was acknowledged under load")
+	}
+}
+
 // report summarises the run for the test log.
 func (l *load) report(t *testing.T, label string) {
 	t.Helper()
