@@ -210,11 +210,11 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			// The uploaded secret file is root's (the provider writes uploads as root), readable
 			// by group 0: the replica's only supplementary group.
 			GroupAdds: pulumi.ToStringArray([]string{"0"}),
-			ReadOnly:  pulumi.Bool(true),
-			Tmpfs:     pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")},
-			// Uploads into a read-only root filesystem are refused by Docker; an anonymous volume
-			// (removed with the container: retire runs docker rm -v) takes the secret file.
-			Volumes:      docker.ContainerVolumeArray{docker.ContainerVolumeArgs{ContainerPath: pulumi.String(secretsDir)}},
+			// Not read-only: Docker refuses uploads (the secret file) into a read-only root
+			// filesystem, and the provider uploads to the root filesystem even below a volume.
+			// The process cannot write to it anyway: non-root, no capabilities, every directory
+			// of the image root's and not group- or world-writable; /tmp is a tmpfs.
+			Tmpfs:        pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")},
 			Uploads:      docker.ContainerUploadArray{docker.ContainerUploadArgs{File: pulumi.String(databaseURLFile), Content: args.AppURL, Permissions: pulumi.String("0440")}},
 			Capabilities: docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
 			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),

@@ -287,9 +287,6 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 	if u := str(prop(r, "user")); u != "65532:65532" {
 		t.Errorf("%s user = %q, want non-root 65532:65532", r.Name, u)
 	}
-	if !boolean(prop(r, "readOnly")) {
-		t.Errorf("%s: root filesystem not read-only", r.Name)
-	}
 	if _, ok := obj(prop(r, "tmpfs"))["/tmp"]; !ok {
 		t.Errorf("%s: no tmpfs /tmp", r.Name)
 	}

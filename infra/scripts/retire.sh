@@ -12,7 +12,7 @@
 #  2. ALIAS_WAIT seconds pass: longer than nginx's DNS cache (resolver valid=), so nginx sends
 #     no new request to it, and requests it already sent finish;
 #  3. SIGTERM and drain: docker stop gives it STOP_GRACE seconds before SIGKILL;
-#  4. docker rm -v (with the anonymous volume that holds its secret file).
+#  4. docker rm -v.
 set -eu
 stack=$1
 network=$2
