@@ -265,9 +265,9 @@ func checkHardened(t *testing.T, name string) {
 	var info []struct {
 		Config     struct{ User string }
 		HostConfig struct {
-			CapDrop        []string
-			SecurityOpt    []string
-			PortBindings   map[string]any
+			CapDrop      []string
+			SecurityOpt  []string
+			PortBindings map[string]any
 		}
 		State struct{ Health *struct{ Status string } }
 	}
