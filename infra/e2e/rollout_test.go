@@ -158,7 +158,7 @@ func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api strin
 		if err == nil {
 			t.Fatalf("pulumi up #%d of a version that never turns healthy succeeded:\n%s", attempt, tail(out, 40))
 		}
-		t.Logf("pulumi up #%d failed as it should:\n%s", attempt, tail(out, 15))
+		t.Logf("pulumi up #%d failed as it should:\n%s", attempt, errorLines(out, 12))
 		for _, old := range before {
 			if st := docker(t, "inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", old); st != "running healthy" {
 				t.Errorf("after failed up #%d: old replica %s is %q, want running healthy", attempt, old, st)
@@ -282,6 +282,17 @@ func (s *secretScan) check(t *testing.T) {
 	for f := range s.findings {
 		t.Errorf("found %s", f)
 	}
+}
+
+// errorLines are the first n lines of out that say why an update failed.
+func errorLines(out string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "error") || strings.Contains(l, "FAILED") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
 
 func truncate(s string, n int) string {
