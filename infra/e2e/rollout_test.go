@@ -213,6 +213,7 @@ type secretScan struct {
 	mu       sync.Mutex
 	findings map[string]bool
 	scans    int
+	seen     map[string]bool // containers inspected
 }
 
 func newSecretScan(t *testing.T, stack string, secrets []string) *secretScan {
@@ -223,7 +224,7 @@ func newSecretScan(t *testing.T, stack string, secrets []string) *secretScan {
 			forms[v] = fmt.Sprintf("secret %d (%s)", i, enc)
 		}
 	}
-	return &secretScan{t: t, stack: stack, forms: forms, findings: map[string]bool{}}
+	return &secretScan{t: t, stack: stack, forms: forms, findings: map[string]bool{}, seen: map[string]bool{}}
 }
 
 // now scans once.
@@ -249,6 +250,9 @@ func (s *secretScan) now() {
 	defer s.mu.Unlock()
 	s.scans++
 	for _, x := range texts {
+		if c, ok := strings.CutPrefix(x.where, "docker inspect /"); ok {
+			s.seen[c] = true
+		}
 		for form, what := range s.forms {
 			if strings.Contains(x.text, form) {
 				s.findings[what+" in "+x.where] = true
@@ -278,7 +282,14 @@ func (s *secretScan) check(t *testing.T) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.Logf("secret scan: %d scans of docker inspect (every container of the stack) and ps -eo args", s.scans)
+	var migrations []string
+	for c := range s.seen {
+		if strings.Contains(c, "-migrate-") {
+			migrations = append(migrations, c)
+		}
+	}
+	t.Logf("secret scan: %d scans of docker inspect (every container of the stack: %d seen, migration containers among them: %v) and ps -eo args",
+		s.scans, len(s.seen), migrations)
 	for f := range s.findings {
 		t.Errorf("found %s", f)
 	}
