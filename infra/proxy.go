@@ -67,6 +67,11 @@ type ProxyArgs struct {
 	// UpstreamDNS is the replicas' network alias: nginx resolves it at run time (Docker's
 	// embedded DNS), so an app deploy changes nothing here and reloads nothing.
 	UpstreamDNS string
+	// UpstreamsReady (the replicas) is only what the configuration command waits for, not one
+	// of its inputs: its first installation finds the alias with an address (a stack that
+	// switches from named upstreams to the alias would otherwise answer 502 until its new
+	// replicas exist), and an app deploy, which replaces the replicas, does not re-run it.
+	UpstreamsReady []pulumi.Resource
 }
 
 // ACMEArgs is the certbot side of tls=acme.
@@ -261,7 +266,7 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		Triggers: pulumi.Array{pulumi.String(renderedHash), c.ID()},
 		Logging:  local.LoggingStdoutAndStderr,
 		// The container's removal takes the files with it.
-	}, pulumi.Parent(p), pulumi.DependsOn([]pulumi.Resource{c}))
+	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{c}, args.UpstreamsReady...)))
 	if err != nil {
 		return nil, err
 	}
