@@ -3,6 +3,7 @@ package nginx_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -160,7 +161,9 @@ func BenchmarkUpstreamForm(b *testing.B) {
 				if err != nil {
 					b.Fatalf("%s: %v\n%s", f.name, err, out)
 				}
-				b.Logf("round %d %-19s %8.0f req/s  p99 %6.2f ms", round+1, f.name, r, p)
+				// Printed, not logged: the testing package keeps only the first lines of a
+				// benchmark's log.
+				fmt.Printf("round %d %-19s %8.0f req/s  p99 %6.2f ms\n", round+1, f.name, r, p)
 				rps[i], p99[i] = append(rps[i], r), append(p99[i], p)
 			}
 		}
