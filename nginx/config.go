@@ -91,6 +91,7 @@ type Config struct {
 	// has no upstream keepalive and no max_fails memory across requests. true (nginx >=
 	// 1.27.3 only): "server NAME:PORT resolve" in an upstream block with a shared zone, which
 	// keeps the keepalive pool and max_fails. docs/nginx.md has the measured difference.
+	// The variable form ignores UpstreamKeepalive* and UpstreamMaxFails/UpstreamFailTimeout.
 	UpstreamResolve bool
 
 	// ListenAddress is the IP address to listen on; empty means all IPv4 addresses.

@@ -156,14 +156,21 @@ func TestLiveDNSSpread(t *testing.T) {
 	t.Parallel()
 	s := startDNS(t, nil, true, "a", "b")
 	c := newClient()
+	revisions := map[string]int{}
 	for range 60 {
-		if r := do(t, c, "GET", s.h.HTTPURL("/api/notes"), nil); r.status != 200 {
+		r := do(t, c, "GET", s.h.HTTPURL("/api/notes"), nil)
+		if r.status != 200 {
 			t.Fatalf("GET /api/notes: %d %s", r.status, r.body)
 		}
+		revisions[r.header.Get("X-Notes-Revision")]++
 	}
 	a, b := s.bs[0].hits.Load(), s.bs[1].hits.Load()
 	if a < 5 || b < 5 || a+b != 60 {
 		t.Fatalf("requests not spread over both addresses: a=%d b=%d", a, b)
+	}
+	// The replicas' revision header reaches the client (what a deploy's check asks for).
+	if revisions["rev-a"] != int(a) || revisions["rev-b"] != int(b) {
+		t.Errorf("X-Notes-Revision seen %v, backends served a=%d b=%d", revisions, a, b)
 	}
 	for _, ip := range s.ips {
 		addr := fmt.Sprintf(`"upstream_addr":"%s:%d"`, ip, s.port)
@@ -229,6 +236,14 @@ func TestLiveDNSFailover(t *testing.T) {
 	}
 	if !strings.Contains(s.h.ErrorLog(), "Connection refused") {
 		t.Errorf("error log does not show the refused connect:\n%s", s.h.ErrorLog())
+	}
+
+	// Every address refuses: the 502 problem, for reads and writes.
+	s.bs[0].srv.Close()
+	for _, method := range []string{"GET", "POST"} {
+		r := do(t, c, method, s.h.HTTPURL("/api/notes"), strings.NewReader(`{"title":"x"}`), "Content-Type", "application/json")
+		checkProblem(t, method+" with every address refusing", r, 502)
+		checkSecurityHeaders(t, method+" with every address refusing", r, false)
 	}
 }
 

@@ -54,6 +54,8 @@ func newBackendOn(t testing.TB, name string, ln net.Listener) *backend {
 		b.ids = append(b.ids, id)
 		b.mu.Unlock()
 		w.Header().Set("X-Backend", name)
+		// The service's revision header: deploys ask for it through nginx.
+		w.Header().Set("X-Notes-Revision", "rev-"+name)
 		// What the service's own middleware may set: nginx must not duplicate these.
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Request-ID", id)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -387,4 +389,39 @@ func TestACMECertificateDefaults(t *testing.T) {
 	if cert != "/etc/letsencrypt/live/notes.example.com/fullchain.pem" || key != "/etc/letsencrypt/live/notes.example.com/privkey.pem" {
 		t.Fatalf("CertFiles() = %q, %q", cert, key)
 	}
+}
+
+// TestNginxUpstreamResolve runs nginx -t on the UpstreamResolve form: nginx >= 1.27.3 must
+// accept it (a name that does not resolve yet included); older ones reject "resolve", which
+// is why it is not the default.
+func TestNginxUpstreamResolve(t *testing.T) {
+	t.Parallel()
+	h := nginxtest.New(t)
+	out, err := exec.Command(h.Bin, "-v").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -v: %v %s", err, out)
+	}
+	m := regexp.MustCompile(`nginx/(\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("cannot read the version from %q", out)
+	}
+	v := [3]int{}
+	for i := range v {
+		v[i], _ = strconv.Atoi(m[i+1])
+	}
+	hasResolve := v[0] > 1 || v[0] == 1 && (v[1] > 27 || v[1] == 27 && v[2] >= 3)
+
+	cfg := h.Config(nginx.Defaults())
+	cfg.UpstreamDNS, cfg.UpstreamPort, cfg.UpstreamResolve = "notes-app.invalid", 8080, true
+	cfg.Resolver = []string{"127.0.0.1:9"}
+	out2, err := h.Test(cfg)
+	switch {
+	case hasResolve && err != nil:
+		t.Fatalf("nginx %s.%s.%s rejects the resolve form: %v\n%s", m[1], m[2], m[3], err, out2)
+	case !hasResolve && err == nil:
+		t.Fatalf("nginx %s.%s.%s accepted \"server ... resolve\"; update the docs and the default", m[1], m[2], m[3])
+	case !hasResolve && !strings.Contains(out2, "resolve"):
+		t.Fatalf("nginx %s.%s.%s failed for another reason than resolve:\n%s", m[1], m[2], m[3], out2)
+	}
+	t.Logf("nginx %s.%s.%s, resolve supported: %v", m[1], m[2], m[3], hasResolve)
 }

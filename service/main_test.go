@@ -187,10 +187,26 @@ func TestMigrateSeedServe(t *testing.T) {
 	}
 }
 
+// appRoleName returns a fresh role name for the app role and drops that role (created by
+// the test's migrate up) at cleanup.
+func appRoleName(t *testing.T, dsn string) string {
+	t.Helper()
+	role := "notes_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			c.Exec(context.Background(), "DROP OWNED BY "+role)
+			c.Exec(context.Background(), "DROP ROLE "+role)
+			c.Close(context.Background())
+		}
+	})
+	return role
+}
+
 func TestMigrateUpWithAppRole(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
-	role := "notes_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	role := appRoleName(t, dsn)
 	env := map[string]string{"DATABASE_URL": dsn, "APP_DB_ROLE": role, "APP_DB_PASSWORD": "o'really"}
 	for i := 0; i < 2; i++ {
 		if _, stderr, err := runCmd(t, env, "migrate", "up"); err != nil {
@@ -200,14 +216,6 @@ func TestMigrateUpWithAppRole(t *testing.T) {
 	cfg, _ := pgx.ParseConfig(dsn)
 	cfg.User, cfg.Password = role, "o'really"
 	appDSN := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", role, "o%27really", cfg.Port, cfg.Database)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP OWNED BY "+role)
-			c.Exec(context.Background(), "DROP ROLE "+role)
-			c.Close(context.Background())
-		}
-	})
 	// The service works as the app role.
 	s := startService(t, map[string]string{"DATABASE_URL": appDSN})
 	testutil.WaitStatus(t, s.base+"/readyz", 200, 10*time.Second)
@@ -249,16 +257,8 @@ func waitReady(base string, timeout time.Duration) bool {
 func TestSecretsFromFiles(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
-	role := "notes_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	role := appRoleName(t, dsn)
 	const password = "fi:le's @secret"
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP OWNED BY "+role)
-			c.Exec(context.Background(), "DROP ROLE "+role)
-			c.Close(context.Background())
-		}
-	})
 	env := map[string]string{"DATABASE_URL_FILE": secretFile(t, dsn), "APP_DB_ROLE": role, "APP_DB_PASSWORD_FILE": secretFile(t, password)}
 	if _, stderr, err := runCmd(t, env, "migrate", "up"); err != nil {
 		t.Fatalf("migrate up: %v %s", err, stderr)
@@ -292,7 +292,7 @@ func TestSecretsFromFiles(t *testing.T) {
 		if res.StatusCode != 201 || res.Header.Get("X-Notes-Revision") != tc.env["NOTES_REVISION"] {
 			t.Errorf("%s: POST = %d, X-Notes-Revision %q", tc.name, res.StatusCode, res.Header.Get("X-Notes-Revision"))
 		}
-		if strings.Contains(s.logs.String(), "secret") {
+		if logs := s.logs.String(); strings.Contains(logs, password) || strings.Contains(logs, url.QueryEscape(password)) || strings.Contains(logs, url.PathEscape(password)) {
 			t.Errorf("%s: the password is in the log:\n%s", tc.name, s.logs.String())
 		}
 	}

@@ -144,6 +144,8 @@ func (d *DNS) answer(query []byte) ([]byte, error) {
 // ListenSamePort opens TCP listeners on one port of each of the loopback addresses ips
 // (127.0.0.2, 127.0.0.3, ...: all of 127/8 is local on Linux), the way replicas behind one DNS
 // name all listen on 8080. It retries with another port when one is taken on some address.
+// The listeners are closed at cleanup unless the caller closed them (or handed them to a
+// server that did).
 func ListenSamePort(t testing.TB, ips ...string) []net.Listener {
 	t.Helper()
 	for attempt := 0; attempt < 20; attempt++ {
@@ -161,6 +163,9 @@ func ListenSamePort(t testing.TB, ips ...string) []net.Listener {
 			lns = append(lns, ln)
 		}
 		if len(lns) == len(ips) {
+			for _, ln := range lns {
+				t.Cleanup(func() { ln.Close() })
+			}
 			return lns
 		}
 		for _, ln := range lns {
