@@ -58,8 +58,8 @@ status: ## containers of $(STACK): state, health, image, app version, last backu
 logs: ## follow the logs of SERVICE (app, db, nginx, backup, certbot, migrate; default app)
 	STACK=$(STACK) scripts/ops.sh logs $(or $(SERVICE),app)
 
-rollback: ## redeploy the previous appVersion from the stack history
-	STACK=$(STACK) scripts/ops.sh rollback
+rollback: ## redeploy the previous appVersion from the stack history (or VERSION=)
+	STACK=$(STACK) VERSION=$(VERSION) scripts/ops.sh rollback
 
 backup: ## a database dump now (prints its path in the backup volume)
 	STACK=$(STACK) scripts/ops.sh backup

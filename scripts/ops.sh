@@ -4,6 +4,7 @@
 #   logs [ROLE]         follow the logs of app (all replicas), db, nginx, backup, certbot or migrate;
 #                       JSON lines printed as "time level msg key=value ..." when jq is installed
 #   rollback            pulumi up with the previous notes:appVersion of the stack history
+#                       (or $VERSION)
 #   backup              a dump now (prints its path)
 #   restore FILE        restore a dump (asks unless YES=1), then re-run the migration job
 #   psql                psql as the database owner over the container's local socket (no password)
@@ -95,10 +96,13 @@ case "$action" in
     current=$val
     # The history records each update's config (secrets stay encrypted), newest first; the
     # previous version is the newest successful update's notes:appVersion that differs.
-    previous=$(pulumi_stack stack history --json | jq -r --arg cur "$current" '
-      [.[] | select(.kind == "update" and .result == "succeeded") | .config["notes:appVersion"].value // empty]
-      | map(select(. != $cur)) | first // empty')
-    [ -n "$previous" ] || die "no earlier appVersion than $current in the history of stack $stack"
+    previous=${VERSION:-}
+    if [ -z "$previous" ]; then
+      previous=$(pulumi_stack stack history --json | jq -r --arg cur "$current" '
+        [.[] | select(.kind == "update" and .result == "succeeded") | .config["notes:appVersion"].value // empty]
+        | map(select(. != $cur)) | first // empty')
+    fi
+    [ -n "$previous" ] || die "no earlier appVersion than $current in the history of stack $stack (VERSION= names one)"
     echo "rollback: stack $stack from appVersion $current to $previous" >&2
     "$here/preflight.sh"
     merge_config

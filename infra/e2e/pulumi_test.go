@@ -178,13 +178,19 @@ func (s *stack) tryIn(dir string, timeout time.Duration, stdin string, args ...s
 	full = append(full, values...)
 	cmd := exec.CommandContext(ctx, "pulumi", full...)
 	cmd.Env = s.env
+	return runLogged(s.t, cmd, stdin, "pulumi "+strings.Join(args, " "))
+}
+
+// runLogged runs cmd with stdin and returns its combined output; the test log gets the command's
+// label, duration and result.
+func runLogged(t *testing.T, cmd *exec.Cmd, stdin, label string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.WaitDelay = 10 * time.Second
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	start := time.Now()
 	err := cmd.Run()
-	s.t.Logf("pulumi %s: %s (%v)", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), errString(err))
+	t.Logf("%s: %s (%v)", label, time.Since(start).Round(100*time.Millisecond), errString(err))
 	return buf.String(), err
 }
 
