@@ -43,7 +43,7 @@ log_format() {
   if command -v jq >/dev/null; then
     jq --unbuffered -R -r '. as $line | (try fromjson catch null) as $j
       | if ($j | type) == "object" then
-          [($j.time // $j.time_iso8601 // ""), ($j.level // ""), ($j.msg // $j.request // "")]
+          [($j.time // $j.time_iso8601 // ""), ($j.level // ""), ($j.msg // "")]
           + ($j | del(.time, .time_iso8601, .level, .msg) | to_entries | map("\(.key)=\(.value | tostring)"))
           | map(select(. != "")) | join(" ")
         else $line end'
@@ -66,8 +66,8 @@ case "$action" in
   status)
     echo "stack $stack on $docker_host, appVersion $(out appVersion), image $(out imageId)"
     mapfile -t names < <(out databaseContainer; out replicaNames; out nginxContainer; out backupContainer; out certbotContainer)
-    on_host docker inspect -f '{{.Name}}	{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}	{{.Config.Image}}	{{.Image}}	{{index .Config.Labels "org.opencontainers.image.version"}}' "${names[@]}" |
-      sed 's|^/||' | { printf 'CONTAINER\tSTATE\tHEALTH\tIMAGE\tIMAGE ID\tVERSION\n'; cat; } | column -t -s $'\t'
+    on_host docker inspect -f '{{.Name}}	{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}	{{slice .Image 0 19}}	{{index .Config.Labels "org.opencontainers.image.version"}}' "${names[@]}" |
+      sed 's|^/||' | { printf 'CONTAINER\tSTATE\tHEALTH\tIMAGE ID\tVERSION\n'; cat; } | column -t -s $'\t'
     health=$(out healthUrl)
     if code=$(curl -ks -o /dev/null -m 5 -w '%{http_code}' "$health"); then echo "$health: $code"; else echo "$health: no answer"; fi
     backup_age
@@ -126,7 +126,7 @@ case "$action" in
     fi
     on_host docker exec "$backup" notes-backup restore "$file"
     # The dump may predate migrations the running image expects: re-run this deploy's job.
-    on_host docker start -a "$migration"
+    on_host docker start -a "$migration" 2>&1 | log_format
     ;;
   psql)
     need databaseContainer "notes:databaseUrl points at an external database: use its own client"
