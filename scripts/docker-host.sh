@@ -11,7 +11,8 @@ ssh_args=()
 
 # stack_file_value FILE KEY prints a scalar notes:KEY of a stack file (block style, as pulumi writes).
 stack_file_value() {
-  awk -v key="  notes:$2:" 'index($0, key) == 1 { v = substr($0, length(key) + 1); sub(/^ +/, "", v); gsub(/^["\x27]|["\x27]$/, "", v); print v; exit }' "$1"
+  awk -v key="notes:$2:" '{ v = $0; sub(/^ +/, "", v) } $0 ~ /^ / && index(v, key) == 1 {
+    v = substr(v, length(key) + 1); sub(/^ +/, "", v); sub(/ +#.*$/, "", v); gsub(/^["\x27]|["\x27]$/, "", v); print v; exit }' "$1"
 }
 
 docker_host_init() {
@@ -29,8 +30,8 @@ docker_host_init() {
   t=${t#[}
   t=${t%]}
   mapfile -t opts < <(awk '
-    /^  notes:sshOpts:/ { in_opts = 1; next }
-    in_opts && /^    - / { sub(/^    - */, ""); gsub(/^["\x27]|["\x27]$/, ""); print; next }
+    /^ +notes:sshOpts:/ { in_opts = 1; next }
+    in_opts && /^ +- / { sub(/^ +- */, ""); gsub(/^["\x27]|["\x27]$/, ""); print; next }
     in_opts { exit }' "$2")
   ssh_args=(-o ConnectTimeout=5 -p "$port")
   [ -n "$user" ] && ssh_args+=(-l "$user")
