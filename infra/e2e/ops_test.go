@@ -159,6 +159,20 @@ func gitStatus(t *testing.T, root string) string {
 	return string(out)
 }
 
+// opsOn runs scripts/ops.sh on a stack the harness deployed (its config file holds the host and
+// sshOpts the scripts read) and returns the output.
+func opsOn(t *testing.T, s *stack, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(s.root, "scripts", "ops.sh"), args...)
+	cmd.Dir = s.root
+	cmd.Env = append(slices.Clone(s.env), "STACK="+s.name, "NOTES_STACK_FILE="+s.configFile, "NOTES_GEN_DIR="+t.TempDir())
+	out, err := runLogged(t, cmd, stdin, "scripts/ops.sh "+strings.Join(args, " "))
+	if err != nil {
+		t.Fatalf("scripts/ops.sh %s: %v\n%s", strings.Join(args, " "), err, tail(out, 40))
+	}
+	return out
+}
+
 // TestOperations deploys through scripts/stack.sh and uses every operation of scripts/ops.sh (the
 // make targets status, logs, backup, restore, psql, exec, rollback) against the real stack.
 func TestOperations(t *testing.T) {
