@@ -66,11 +66,12 @@ merge_config() {
       if (at && $0 ~ /^[^ #]/) at_end = 1
       if (at && !at_end && ind && indent($0) == ind && $0 ~ /^ +[^ #]/) {
         k = $1; sub(/:$/, "", k)
-        if (k in keys) fail(k " is set in both " committed " and " secrets "; keep it in one")
+        if ((k in keys) && dup == "") dup = k
       }
     }
     END {
       if (failed) exit 1
+      if (dup != "") fail(dup " is set in both " committed " and " secrets "; keep it in one")
       if (!ind) ind = 2
       pad = sprintf("%" ind "s", "")
       for (i = 1; i <= nconf; i++) {  # pulumi indents by 2: scale each level to the committed step
