@@ -2,7 +2,7 @@
 # scripts/ops.sh ACTION [ARGS]: everyday operations on the deployed stack $STACK (default dev).
 #   status              containers (state, health, image id), app version, URL check, last backup age
 #   logs [ROLE]         follow the logs of app (all replicas), db, nginx, backup, certbot or migrate;
-#                       JSON lines printed as "time level msg key=value ..." when jq is installed
+#                       JSON lines printed as "time level msg key=value ..."
 #   rollback            pulumi up with the previous notes:appVersion of the stack history
 #                       (or $VERSION)
 #   backup              a dump now (prints its path)
@@ -40,16 +40,12 @@ if [ -t 0 ] && [ -t 1 ]; then tty=(-t); fi
 # log_format turns the JSON log lines of the service and nginx into one readable line each and
 # passes anything else through.
 log_format() {
-  if command -v jq >/dev/null; then
-    jq --unbuffered -R -r '. as $line | (try fromjson catch null) as $j
-      | if ($j | type) == "object" then
-          [($j.time // $j.time_iso8601 // ""), ($j.level // ""), ($j.msg // "")]
-          + ($j | del(.time, .time_iso8601, .level, .msg) | to_entries | map("\(.key)=\(.value | tostring)"))
-          | map(select(. != "")) | join(" ")
-        else $line end'
-  else
-    cat
-  fi
+  jq --unbuffered -R -r '. as $line | (try fromjson catch null) as $j
+    | if ($j | type) == "object" then
+        [($j.time // $j.time_iso8601 // ""), ($j.level // ""), ($j.msg // "")]
+        + ($j | del(.time, .time_iso8601, .level, .msg) | to_entries | map("\(.key)=\(.value | tostring)"))
+        | map(select(. != "")) | join(" ")
+      else $line end'
 }
 
 backup_age() {
