@@ -28,7 +28,7 @@ lint: vet ## vet plus shellcheck of every shell script and actionlint of the wor
 	shellcheck -x $(SHELL_SCRIPTS)
 	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
 
-test: lint ## unit and integration tests with the race detector (real Postgres and nginx)
+test: lint ## make lint, then unit and integration tests with the race detector (real Postgres and nginx)
 	$(GO) test -race -count=1 ./...
 
 fuzz: ## run the write-path fuzz test for FUZZTIME (default 20s)
