@@ -9,8 +9,9 @@
 //
 // The output works on nginx 1.22 (Debian nginx-light, the CI and stand-in image) and on the
 // official nginx 1.27 image: it uses only the core, ssl, http2, gzip, realip, map, limit_req,
-// limit_conn and upstream keepalive modules, and resolves upstream host names when the
-// configuration is (re)loaded.
+// limit_conn and upstream keepalive modules. The replicas are either a static list (Upstreams,
+// resolved when the configuration is (re)loaded) or one DNS name (UpstreamDNS) that nginx
+// resolves at run time through Resolver, so replicas come and go without a reload.
 package nginx
 
 import (
@@ -74,7 +75,24 @@ type Config struct {
 	ServerNames []string
 	// Upstreams are the application replicas as host:port (in Docker: container name and 8080).
 	// Host names are resolved when nginx loads the configuration, so reload after a change.
+	// Set either Upstreams or UpstreamDNS.
 	Upstreams []string
+	// UpstreamDNS names all replicas by one DNS name (in Docker: their network alias) that
+	// nginx resolves at run time through Resolver, caching answers for ResolverValid. Requests
+	// are spread over every address of the answer and fail over to another one on connect
+	// errors (proxy_next_upstream); a replica that leaves the name gets no new requests once
+	// the cache expires. nginx starts while the name has no address and answers 502 until it
+	// has. Requires Resolver and UpstreamPort; excludes Upstreams.
+	UpstreamDNS string
+	// UpstreamPort is the replicas' port with UpstreamDNS (8080).
+	UpstreamPort int
+	// UpstreamResolve chooses how UpstreamDNS is rendered. false (the default, for nginx 1.22,
+	// the stand-in and Debian's): a variable in proxy_pass, which resolves per request but
+	// has no upstream keepalive and no max_fails memory across requests. true (nginx >=
+	// 1.27.3 only): "server NAME:PORT resolve" in an upstream block with a shared zone, which
+	// keeps the keepalive pool and max_fails. docs/nginx.md has the measured difference.
+	// The variable form ignores UpstreamKeepalive* and UpstreamMaxFails/UpstreamFailTimeout.
+	UpstreamResolve bool
 
 	// ListenAddress is the IP address to listen on; empty means all IPv4 addresses.
 	ListenAddress string
@@ -123,9 +141,13 @@ type Config struct {
 	// trusted for the client address (realip); empty means the peer address is the client.
 	TrustedProxies []string
 
-	// Resolver lists DNS servers for run-time resolution (OCSP); in Docker 127.0.0.11.
-	// Upstream names are resolved at load time by the system resolver regardless.
+	// Resolver lists DNS servers for run-time resolution (UpstreamDNS, OCSP); in Docker
+	// 127.0.0.11. Names in Upstreams are resolved at load time by the system resolver
+	// regardless.
 	Resolver []string
+	// ResolverValid is how long nginx caches a DNS answer, overriding its TTL: the longest
+	// a replica that left UpstreamDNS may still get new requests (default 1s).
+	ResolverValid time.Duration
 
 	// AccessLog is the JSON access log path ("/dev/stdout"); "off" disables it.
 	AccessLog string
@@ -188,6 +210,7 @@ func Defaults() Config {
 		},
 		HSTS:                     HSTS{MaxAge: 365 * 24 * time.Hour, IncludeSubDomains: true},
 		ClientMaxBodySize:        1 << 20,
+		ResolverValid:            time.Second,
 		ProxyConnectTimeout:      5 * time.Second,
 		ProxySendTimeout:         30 * time.Second,
 		ProxyReadTimeout:         60 * time.Second,
@@ -261,8 +284,30 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("ServerNames[%d]", i), "%q is not a host name", n)
 		}
 	}
-	if len(c.Upstreams) == 0 {
-		bad("Upstreams", "must list at least one host:port")
+	switch {
+	case len(c.Upstreams) > 0 && c.UpstreamDNS != "":
+		bad("UpstreamDNS", "set either Upstreams (a static list) or UpstreamDNS (one name resolved at run time), not both")
+	case c.UpstreamDNS != "":
+		if !reHost.MatchString(c.UpstreamDNS) || net.ParseIP(c.UpstreamDNS) != nil {
+			bad("UpstreamDNS", "%q is not a host name", c.UpstreamDNS)
+		}
+		if c.UpstreamPort < 1 || c.UpstreamPort > 65535 {
+			bad("UpstreamPort", "%d is not a port (1-65535); required with UpstreamDNS", c.UpstreamPort)
+		}
+		if len(c.Resolver) == 0 {
+			bad("Resolver", "required with UpstreamDNS (in Docker 127.0.0.11)")
+		}
+	case len(c.Upstreams) == 0:
+		bad("Upstreams", "must list at least one host:port, or set UpstreamDNS")
+	}
+	if c.UpstreamDNS == "" && c.UpstreamPort != 0 {
+		bad("UpstreamPort", "only used with UpstreamDNS")
+	}
+	if c.UpstreamDNS == "" && c.UpstreamResolve {
+		bad("UpstreamResolve", "only used with UpstreamDNS")
+	}
+	if len(c.Resolver) > 0 && (c.ResolverValid < time.Second || c.ResolverValid%time.Second != 0) {
+		bad("ResolverValid", "%v is not a whole number of seconds, at least 1s", c.ResolverValid)
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Upstreams {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -35,14 +36,17 @@ type backend struct {
 	ids  []string
 }
 
-func newBackend(t testing.TB, name string) *backend {
+func newBackend(t testing.TB, name string) *backend { return newBackendOn(t, name, nil) }
+
+// newBackendOn serves on ln; nil means a fresh loopback port.
+func newBackendOn(t testing.TB, name string, ln net.Listener) *backend {
 	b := &backend{name: name, seen: map[string]http.Header{}}
 	notes := make([]map[string]any, 50)
 	for i := range notes {
 		notes[i] = map[string]any{"id": 50 - i, "title": fmt.Sprintf("note %d", 50-i), "body": "some text that compresses well", "created_at": "2026-11-26T00:00:00Z"}
 	}
 	list, _ := json.Marshal(notes)
-	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
 		id := r.Header.Get("X-Request-ID")
 		b.mu.Lock()
@@ -50,6 +54,8 @@ func newBackend(t testing.TB, name string) *backend {
 		b.ids = append(b.ids, id)
 		b.mu.Unlock()
 		w.Header().Set("X-Backend", name)
+		// The service's revision header: deploys ask for it through nginx.
+		w.Header().Set("X-Notes-Revision", "rev-"+name)
 		// What the service's own middleware may set: nginx must not duplicate these.
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Request-ID", id)
@@ -77,6 +83,11 @@ func newBackend(t testing.TB, name string) *backend {
 			io.WriteString(w, `{"type":"about:blank","title":"Not Found","status":404}`)
 		}
 	}))
+	if ln != nil {
+		b.srv.Listener.Close()
+		b.srv.Listener = ln
+	}
+	b.srv.Start()
 	t.Cleanup(b.srv.Close)
 	return b
 }
@@ -230,14 +241,14 @@ func TestLiveSpreadAndFailover(t *testing.T) {
 	}
 }
 
-func TestLiveWriteBurstGets429(t *testing.T) {
-	t.Parallel()
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveWriteBurstGets429(t *testing.T) { forEachForm(t, testLiveWriteBurstGets429) }
+
+func testLiveWriteBurstGets429(t *testing.T, form upstreamForm) {
+	h, _ := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.WriteRatePerMinute = 60 // 1 r/s
 		c.WriteBurst = 3
 		return c
-	}, a, b)
+	}, "a", "b")
 	c := newClient()
 	var created, limited int
 	var last429 result
@@ -269,13 +280,14 @@ func TestLiveWriteBurstGets429(t *testing.T) {
 	}
 }
 
-func TestLiveOversizedBodyGets413(t *testing.T) {
-	t.Parallel()
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveOversizedBodyGets413(t *testing.T) { forEachForm(t, testLiveOversizedBodyGets413) }
+
+func testLiveOversizedBodyGets413(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.ClientMaxBodySize = 64 << 10
 		return c
-	}, a, b)
+	}, "a", "b")
+	a, b := bs[0], bs[1]
 	c := newClient()
 	if r := do(t, c, "POST", h.HTTPURL("/api/notes"), bytes.NewReader(make([]byte, 60<<10))); r.status != 201 {
 		t.Fatalf("body under the limit: %d %s", r.status, r.body)
@@ -289,10 +301,10 @@ func TestLiveOversizedBodyGets413(t *testing.T) {
 	}
 }
 
-func TestLiveGzipJSON(t *testing.T) {
-	t.Parallel()
-	a := newBackend(t, "a")
-	h := start(t, nil, a)
+func TestLiveGzipJSON(t *testing.T) { forEachForm(t, testLiveGzipJSON) }
+
+func testLiveGzipJSON(t *testing.T, form upstreamForm) {
+	h, _ := startForm(t, form, nil, "a")
 	c := newClient()
 	r := do(t, c, "GET", h.HTTPURL("/api/notes"), nil, "Accept-Encoding", "gzip")
 	if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" {
@@ -387,10 +399,11 @@ func TestLiveSecurityHeadersAndErrors(t *testing.T) {
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-func TestLiveRequestID(t *testing.T) {
-	t.Parallel()
-	a := newBackend(t, "a")
-	h := start(t, nil, a)
+func TestLiveRequestID(t *testing.T) { forEachForm(t, testLiveRequestID) }
+
+func testLiveRequestID(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, nil, "a")
+	a := bs[0]
 	c := newClient()
 
 	// A valid incoming id is kept end to end.
@@ -457,13 +470,14 @@ func TestLiveRequestID(t *testing.T) {
 	}
 }
 
-func TestLiveTLS(t *testing.T) {
-	t.Parallel()
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveTLS(t *testing.T) { forEachForm(t, testLiveTLS) }
+
+func testLiveTLS(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.ServerNames = []string{"localhost"}
 		return h.UseSelfSignedTLS(c, nginx.TLSProvided, "localhost")
-	}, a, b)
+	}, "a", "b")
+	a, b := bs[0], bs[1]
 	c := h.TLSClient("localhost")
 
 	resp, err := c.Get(h.HTTPSURL("/api/notes"))
@@ -517,13 +531,14 @@ func TestLiveTLS(t *testing.T) {
 	}
 }
 
-func TestLiveACME(t *testing.T) {
-	t.Parallel()
-	a := newBackend(t, "a")
-	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+func TestLiveACME(t *testing.T) { forEachForm(t, testLiveACME) }
+
+func testLiveACME(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.ServerNames = []string{"localhost"}
 		return h.UseSelfSignedTLS(c, nginx.TLSACME, "localhost")
-	}, a)
+	}, "a")
+	a := bs[0]
 	c := newClient()
 	token := "Zk3_Qx-9bV8tLrQe1m"
 	h.WriteFile("acme/.well-known/acme-challenge/"+token, []byte(token+".thumbprint"))

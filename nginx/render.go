@@ -55,6 +55,7 @@ type view struct {
 	LimitZoneSize            string
 	WriteRate                string
 	Resolver                 string
+	ResolverValid            string
 	ServerNames              string
 	UpstreamFailTimeout      string
 	UpstreamKeepaliveTimeout string
@@ -90,6 +91,7 @@ func newView(c Config) *view {
 		ClientMaxBodySize:        size(c.ClientMaxBodySize),
 		LimitZoneSize:            size(c.LimitZoneSize),
 		Resolver:                 strings.Join(c.Resolver, " "),
+		ResolverValid:            duration(c.ResolverValid),
 		ServerNames:              strings.Join(c.ServerNames, " "),
 		UpstreamFailTimeout:      duration(c.UpstreamFailTimeout),
 		UpstreamKeepaliveTimeout: duration(c.UpstreamKeepaliveTimeout),

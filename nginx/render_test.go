@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,29 +20,45 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// devConfig is what a developer stack looks like: plain HTTP, one replica.
+// devConfig is what a developer stack looks like: plain HTTP, the replicas found by their
+// network alias through Docker's DNS.
 func devConfig() nginx.Config {
 	c := nginx.Defaults()
-	c.Upstreams = []string{"notes-dev-app-1:8080"}
+	c.UpstreamDNS, c.UpstreamPort = "notes-dev-app", 8080
+	c.Resolver = []string{"127.0.0.11"}
 	return c
 }
 
-// prodConfig is what a production stack looks like: a domain, certbot certificates, two
-// replicas during a rolling deploy, Docker's resolver, IPv6 listeners.
+// prodConfig is what a production stack looks like: a domain, certbot certificates, the
+// replicas by their alias through Docker's resolver, IPv6 listeners.
 func prodConfig() nginx.Config {
 	c := nginx.Defaults()
 	c.ServerNames = []string{"notes.example.com"}
-	c.Upstreams = []string{"notes-prod-app-1a2b3c:8080", "notes-prod-app-4d5e6f:8080"}
+	c.UpstreamDNS, c.UpstreamPort = "notes-prod-app", 8080
 	c.TLS.Mode = nginx.TLSACME
 	c.ListenIPv6 = true
 	c.Resolver = []string{"127.0.0.11"}
 	return c
 }
 
+// staticConfig is the static replica list (other callers; reload on a change).
+func staticConfig() nginx.Config {
+	c := nginx.Defaults()
+	c.Upstreams = []string{"notes-dev-app-1a2b3c:8080", "notes-dev-app-4d5e6f:8080"}
+	return c
+}
+
+// resolveConfig is prod with the nginx >= 1.27.3 form: "server ... resolve" in the upstream.
+func resolveConfig() nginx.Config {
+	c := prodConfig()
+	c.UpstreamResolve = true
+	return c
+}
+
 // TestGolden renders the dev-like and prod-like configurations and compares them with
 // testdata/golden/<name>/; run `go test ./nginx -run TestGolden -update` to rewrite them.
 func TestGolden(t *testing.T) {
-	for name, cfg := range map[string]nginx.Config{"dev": devConfig(), "prod": prodConfig()} {
+	for name, cfg := range map[string]nginx.Config{"dev": devConfig(), "prod": prodConfig(), "static": staticConfig(), "resolve": resolveConfig()} {
 		t.Run(name, func(t *testing.T) {
 			files, err := nginx.Render(cfg)
 			if err != nil {
@@ -185,6 +203,25 @@ func TestNginxAcceptsVariants(t *testing.T) {
 			c.WorkerProcesses = 1
 			return c
 		}},
+		{"UpstreamDNS that does not resolve, TLS acme", func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+			// nginx -t and start must not need an address for the name (replicas may not
+			// exist yet); 127.0.0.1:9 answers no DNS.
+			c.UpstreamDNS, c.UpstreamPort = "notes-app.invalid", 8080
+			c.Resolver = []string{"127.0.0.1:9"}
+			c.ResolverValid = 5 * time.Second
+			c.ServerNames = []string{"notes.example.com"}
+			return h.UseSelfSignedTLS(c, nginx.TLSACME, "notes.example.com")
+		}},
+		{"UpstreamDNS, everything optional off", func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+			c.UpstreamDNS, c.UpstreamPort = "app", 8080
+			c.Resolver = []string{"127.0.0.11"}
+			c.WriteRatePerMinute = 0
+			c.ConnLimitPerAddr = 0
+			c.UpstreamKeepalive = 0
+			c.GzipLevel = 0
+			c.AccessLog = "off"
+			return c
+		}},
 		{"everything optional off", func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 			c.Upstreams = upstreams(1)
 			c.WriteRatePerMinute = 0
@@ -233,6 +270,19 @@ func TestValidate(t *testing.T) {
 		mod   func(c *nginx.Config)
 	}{
 		{"Upstreams", func(c *nginx.Config) { c.Upstreams = nil }},
+		{"UpstreamDNS", func(c *nginx.Config) { c.UpstreamDNS, c.UpstreamPort, c.Resolver = "app", 8080, []string{"127.0.0.11"} }},
+		{"UpstreamDNS", func(c *nginx.Config) {
+			c.Upstreams, c.UpstreamDNS, c.UpstreamPort, c.Resolver = nil, "app;evil", 8080, []string{"127.0.0.11"}
+		}},
+		{"UpstreamDNS", func(c *nginx.Config) {
+			c.Upstreams, c.UpstreamDNS, c.UpstreamPort, c.Resolver = nil, "10.0.0.1", 8080, []string{"127.0.0.11"}
+		}},
+		{"UpstreamPort", func(c *nginx.Config) { c.Upstreams, c.UpstreamDNS, c.Resolver = nil, "app", []string{"127.0.0.11"} }},
+		{"UpstreamPort", func(c *nginx.Config) { c.UpstreamPort = 8080 }},
+		{"UpstreamResolve", func(c *nginx.Config) { c.UpstreamResolve = true }},
+		{"Resolver", func(c *nginx.Config) { c.Upstreams, c.UpstreamDNS, c.UpstreamPort = nil, "app", 8080 }},
+		{"ResolverValid", func(c *nginx.Config) { c.Resolver, c.ResolverValid = []string{"127.0.0.11"}, 500*time.Millisecond }},
+		{"ResolverValid", func(c *nginx.Config) { c.Resolver, c.ResolverValid = []string{"127.0.0.11"}, 0 }},
 		{"Upstreams[0]", func(c *nginx.Config) { c.Upstreams = []string{"app"} }},
 		{"Upstreams[0]", func(c *nginx.Config) { c.Upstreams = []string{"app:0"} }},
 		{"Upstreams[0]", func(c *nginx.Config) { c.Upstreams = []string{"app:http"} }},
@@ -339,4 +389,39 @@ func TestACMECertificateDefaults(t *testing.T) {
 	if cert != "/etc/letsencrypt/live/notes.example.com/fullchain.pem" || key != "/etc/letsencrypt/live/notes.example.com/privkey.pem" {
 		t.Fatalf("CertFiles() = %q, %q", cert, key)
 	}
+}
+
+// TestNginxUpstreamResolve runs nginx -t on the UpstreamResolve form: nginx >= 1.27.3 must
+// accept it (a name that does not resolve yet included); older ones reject "resolve", which
+// is why it is not the default.
+func TestNginxUpstreamResolve(t *testing.T) {
+	t.Parallel()
+	h := nginxtest.New(t)
+	out, err := exec.Command(h.Bin, "-v").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -v: %v %s", err, out)
+	}
+	m := regexp.MustCompile(`nginx/(\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("cannot read the version from %q", out)
+	}
+	v := [3]int{}
+	for i := range v {
+		v[i], _ = strconv.Atoi(m[i+1])
+	}
+	hasResolve := v[0] > 1 || v[0] == 1 && (v[1] > 27 || v[1] == 27 && v[2] >= 3)
+
+	cfg := h.Config(nginx.Defaults())
+	cfg.UpstreamDNS, cfg.UpstreamPort, cfg.UpstreamResolve = "notes-app.invalid", 8080, true
+	cfg.Resolver = []string{"127.0.0.1:9"}
+	out2, err := h.Test(cfg)
+	switch {
+	case hasResolve && err != nil:
+		t.Fatalf("nginx %s.%s.%s rejects the resolve form: %v\n%s", m[1], m[2], m[3], err, out2)
+	case !hasResolve && err == nil:
+		t.Fatalf("nginx %s.%s.%s accepted \"server ... resolve\"; update the docs and the default", m[1], m[2], m[3])
+	case !hasResolve && !strings.Contains(out2, "resolve"):
+		t.Fatalf("nginx %s.%s.%s failed for another reason than resolve:\n%s", m[1], m[2], m[3], out2)
+	}
+	t.Logf("nginx %s.%s.%s, resolve supported: %v", m[1], m[2], m[3], hasResolve)
 }

@@ -135,7 +135,7 @@ func loadConfig(getenv func(string) string) (config.Config, error) {
 func newPool(ctx context.Context, cfg config.Config, o postgres.PoolOptions) (*pgxpool.Pool, error) {
 	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, o)
 	if err != nil {
-		return nil, usageError(&config.Error{Var: "DATABASE_URL", Msg: "invalid connection string " + config.Redact(cfg.DatabaseURL)})
+		return nil, usageError(&config.Error{Var: cfg.DatabaseURLVar, Msg: "invalid connection string " + config.Redact(cfg.DatabaseURL)})
 	}
 	return pool, nil
 }

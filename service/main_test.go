@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +104,10 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{"seed bad pool parameter", map[string]string{"DATABASE_URL": "postgres://u:pw-secret@h/db?pool_max_conns=many"}, []string{"seed"}, "DATABASE_URL"},
 		{"migrate role without password", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "app"}, []string{"migrate", "up"}, "APP_DB_PASSWORD"},
 		{"migrate reserved role", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "pg_x", "APP_DB_PASSWORD": "p"}, []string{"migrate", "up"}, "APP_DB_ROLE"},
+		{"serve url and url file", map[string]string{"DATABASE_URL": "postgres://u:pw-secret@h/db", "DATABASE_URL_FILE": "/nonexistent"}, nil, "DATABASE_URL_FILE"},
+		{"serve missing url file", map[string]string{"DATABASE_URL_FILE": "/nonexistent/url"}, nil, "/nonexistent/url"},
+		{"serve bad revision", map[string]string{"DATABASE_URL": "postgres://u@h/db", "NOTES_REVISION": "a b"}, nil, "NOTES_REVISION"},
+		{"migrate missing password file", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_ROLE": "app", "APP_DB_PASSWORD_FILE": "/nonexistent/pw"}, []string{"migrate", "up"}, "APP_DB_PASSWORD_FILE"},
 		{"seed bad timeout", map[string]string{"SHUTDOWN_TIMEOUT": "forever"}, []string{"seed", "--count", "1"}, "SHUTDOWN_TIMEOUT"},
 	}
 	for _, tc := range tests {
@@ -180,10 +187,26 @@ func TestMigrateSeedServe(t *testing.T) {
 	}
 }
 
+// appRoleName returns a fresh role name for the app role and drops that role (created by
+// the test's migrate up) at cleanup.
+func appRoleName(t *testing.T, dsn string) string {
+	t.Helper()
+	role := "notes_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			c.Exec(context.Background(), "DROP OWNED BY "+role)
+			c.Exec(context.Background(), "DROP ROLE "+role)
+			c.Close(context.Background())
+		}
+	})
+	return role
+}
+
 func TestMigrateUpWithAppRole(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
-	role := "notes_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	role := appRoleName(t, dsn)
 	env := map[string]string{"DATABASE_URL": dsn, "APP_DB_ROLE": role, "APP_DB_PASSWORD": "o'really"}
 	for i := 0; i < 2; i++ {
 		if _, stderr, err := runCmd(t, env, "migrate", "up"); err != nil {
@@ -193,14 +216,6 @@ func TestMigrateUpWithAppRole(t *testing.T) {
 	cfg, _ := pgx.ParseConfig(dsn)
 	cfg.User, cfg.Password = role, "o'really"
 	appDSN := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", role, "o%27really", cfg.Port, cfg.Database)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP OWNED BY "+role)
-			c.Exec(context.Background(), "DROP ROLE "+role)
-			c.Close(context.Background())
-		}
-	})
 	// The service works as the app role.
 	s := startService(t, map[string]string{"DATABASE_URL": appDSN})
 	testutil.WaitStatus(t, s.base+"/readyz", 200, 10*time.Second)
@@ -209,6 +224,78 @@ func TestMigrateUpWithAppRole(t *testing.T) {
 		t.Fatalf("POST as app role: %v %v", err, res)
 	}
 	res.Body.Close()
+}
+
+// secretFile writes a secret the way the deploy does: its own file, mode
+// 0400, with a trailing newline.
+func secretFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(content+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// waitReady polls /readyz until 200 or the timeout.
+func waitReady(base string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestSecretsFromFiles: migrate up creates the app role from
+// DATABASE_URL_FILE and APP_DB_PASSWORD_FILE; serve connects as that role
+// from DATABASE_URL_FILE, and from PG* with PGPASSFILE; each answers with
+// its NOTES_REVISION.
+func TestSecretsFromFiles(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	role := appRoleName(t, dsn)
+	const password = "fi:le's @secret"
+	env := map[string]string{"DATABASE_URL_FILE": secretFile(t, dsn), "APP_DB_ROLE": role, "APP_DB_PASSWORD_FILE": secretFile(t, password)}
+	if _, stderr, err := runCmd(t, env, "migrate", "up"); err != nil {
+		t.Fatalf("migrate up: %v %s", err, stderr)
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appDSN := (&url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: fmt.Sprintf("127.0.0.1:%d", cfg.Port),
+		Path: cfg.Database, RawQuery: "sslmode=disable"}).String()
+	passfile := secretFile(t, fmt.Sprintf("127.0.0.1:%d:%s:%s:%s", cfg.Port, cfg.Database, role,
+		strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(password)))
+	tests := []struct {
+		name string
+		env  map[string]string
+	}{
+		{"DATABASE_URL_FILE", map[string]string{"DATABASE_URL_FILE": secretFile(t, appDSN), "NOTES_REVISION": "rev-file"}},
+		{"PGPASSFILE", map[string]string{"PGHOST": "127.0.0.1", "PGPORT": strconv.Itoa(int(cfg.Port)), "PGDATABASE": cfg.Database,
+			"PGUSER": role, "PGSSLMODE": "disable", "PGPASSFILE": passfile, "NOTES_REVISION": "rev-passfile"}},
+	}
+	for _, tc := range tests {
+		s := startService(t, tc.env)
+		if !waitReady(s.base, 10*time.Second) {
+			t.Fatalf("%s: not ready:\n%s", tc.name, s.logs.String())
+		}
+		res, err := http.Post(s.base+"/api/notes", "application/json", strings.NewReader(`{"title":"from a file"}`))
+		if err != nil {
+			t.Fatalf("%s: POST: %v", tc.name, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 201 || res.Header.Get("X-Notes-Revision") != tc.env["NOTES_REVISION"] {
+			t.Errorf("%s: POST = %d, X-Notes-Revision %q", tc.name, res.StatusCode, res.Header.Get("X-Notes-Revision"))
+		}
+		if logs := s.logs.String(); strings.Contains(logs, password) || strings.Contains(logs, url.QueryEscape(password)) || strings.Contains(logs, url.PathEscape(password)) {
+			t.Errorf("%s: the password is in the log:\n%s", tc.name, s.logs.String())
+		}
+	}
 }
 
 // TestReadinessFollowsDatabase: the service starts while Postgres is down,

@@ -70,6 +70,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Registry:     reg,
 			Draining:     &draining,
 			Version:      version,
+			Revision:     cfg.Revision,
 		}),
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadTimeout,
@@ -85,7 +86,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "database", config.Redact(cfg.DatabaseURL),
-		"db_max_conns", cfg.DBMaxConns, "version", version)
+		"db_max_conns", cfg.DBMaxConns, "version", version, "revision", cfg.Revision)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

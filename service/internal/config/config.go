@@ -5,9 +5,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -19,7 +21,8 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
-	DatabaseURL      string // connection string; built from PG* when DATABASE_URL is unset
+	DatabaseURL      string // connection string; built from PG* when DATABASE_URL(_FILE) is unset
+	DatabaseURLVar   string // where DatabaseURL came from, for error messages
 	HTTPAddr         string
 	LogLevel         slog.Level
 	LogFormat        string // json or text
@@ -33,6 +36,7 @@ type Config struct {
 	MaxBodyBytes     int64
 	AppDBRole        string // migrate up only
 	AppDBPassword    string // migrate up only
+	Revision         string // NOTES_REVISION: sent as X-Notes-Revision; empty sends none
 }
 
 // DefaultDBMaxConns is DB_MAX_CONNS when it is unset: 2 × GOMAXPROCS (the
@@ -80,14 +84,18 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c := Config{}
 
-	c.DatabaseURL = getenv("DATABASE_URL")
-	dsnVar := "DATABASE_URL"
-	if strings.TrimSpace(c.DatabaseURL) == "" {
-		c.DatabaseURL = dsnFromPGEnv(getenv)
-		dsnVar = "PG* variables"
+	dsn, dsnVar, err := secret(getenv, "DATABASE_URL")
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
-		bad(dsnVar, "invalid connection string %s", Redact(c.DatabaseURL))
+	if strings.TrimSpace(dsn) == "" && err == nil {
+		dsn, dsnVar = dsnFromPGEnv(getenv), "PG* variables"
+	}
+	c.DatabaseURL, c.DatabaseURLVar = dsn, dsnVar
+	if err == nil {
+		if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+			bad(dsnVar, "invalid connection string %s", Redact(c.DatabaseURL))
+		}
 	}
 
 	c.HTTPAddr = get("HTTP_ADDR", ":8080")
@@ -148,8 +156,68 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DrainDelay = durVar("DRAIN_DELAY", "5s", true)
 
 	c.AppDBRole = getenv("APP_DB_ROLE")
-	c.AppDBPassword = getenv("APP_DB_PASSWORD")
+	c.AppDBPassword, _, err = secret(getenv, "APP_DB_PASSWORD")
+	if err != nil {
+		errs = append(errs, err)
+	}
+
+	c.Revision = getenv("NOTES_REVISION")
+	if c.Revision != "" && !validRevision(c.Revision) {
+		bad("NOTES_REVISION", "%q is not 1 to 64 characters of A-Z a-z 0-9 . _ -", c.Revision)
+	}
 	return c, errors.Join(errs...)
+}
+
+// secret reads the variable name or, when name_FILE is set, the file it
+// names (how containers get secrets without putting them in the process
+// environment). The value is the file's content without one trailing
+// newline. It returns the variable the value came from. Errors name the
+// variable and the path, never the content.
+func secret(getenv func(string) string, name string) (value, from string, err error) {
+	fileVar := name + "_FILE"
+	path := getenv(fileVar)
+	if path == "" {
+		return getenv(name), name, nil
+	}
+	if getenv(name) != "" {
+		return "", fileVar, &Error{Var: fileVar, Msg: "set together with " + name + "; set only one of them"}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		reason := err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			reason = pe.Err
+		}
+		return "", fileVar, &Error{Var: fileVar, Msg: fmt.Sprintf("cannot read %s: %v", path, reason)}
+	}
+	v := string(b)
+	if strings.HasSuffix(v, "\r\n") {
+		v = v[:len(v)-2]
+	} else {
+		v = strings.TrimSuffix(v, "\n")
+	}
+	if v == "" {
+		return "", fileVar, &Error{Var: fileVar, Msg: fmt.Sprintf("file %s is empty", path)}
+	}
+	return v, fileVar, nil
+}
+
+// validRevision accepts 1 to 64 characters of [A-Za-z0-9._-]: safe in a
+// header and in a shell-quoted check (git hashes, image tags, timestamps).
+func validRevision(r string) bool {
+	if len(r) == 0 || len(r) > 64 {
+		return false
+	}
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateAppRole checks the APP_DB_ROLE / APP_DB_PASSWORD pair (used by
@@ -159,9 +227,9 @@ func (c Config) ValidateAppRole() error {
 	case c.AppDBRole == "" && c.AppDBPassword == "":
 		return nil
 	case c.AppDBRole == "":
-		return &Error{Var: "APP_DB_ROLE", Msg: "must be set when APP_DB_PASSWORD is set"}
+		return &Error{Var: "APP_DB_ROLE", Msg: "must be set when APP_DB_PASSWORD(_FILE) is set"}
 	case c.AppDBPassword == "":
-		return &Error{Var: "APP_DB_PASSWORD", Msg: "must be set when APP_DB_ROLE is set"}
+		return &Error{Var: "APP_DB_PASSWORD", Msg: "must be set (or APP_DB_PASSWORD_FILE) when APP_DB_ROLE is set"}
 	}
 	return nil
 }

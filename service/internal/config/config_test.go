@@ -1,6 +1,9 @@
 package config_test
 
 import (
+	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -132,6 +135,128 @@ func TestDefaultDBMaxConns(t *testing.T) {
 		runtime.GOMAXPROCS(procs)
 		if got := config.DefaultDBMaxConns(); got != want {
 			t.Errorf("GOMAXPROCS=%d: DefaultDBMaxConns() = %d, want %d", procs, got, want)
+		}
+	}
+}
+
+// writeFile writes content to a new file in a temp dir and returns its path.
+func writeFile(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSecretsFromFiles(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"no newline", "s3cr3t", "s3cr3t"},
+		{"newline", "s3cr3t\n", "s3cr3t"},
+		{"crlf", "s3cr3t\r\n", "s3cr3t"},
+		{"only one newline removed", "s3cr3t\n\n", "s3cr3t\n"},
+		{"spaces kept", " s3 cr3t \n", " s3 cr3t "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := (&url.URL{Scheme: "postgres", User: url.UserPassword("u", tc.want), Host: "h", Path: "db"}).String()
+			env := map[string]string{
+				"DATABASE_URL_FILE":    writeFile(t, dsn+strings.TrimPrefix(tc.content, tc.want), 0o400),
+				"APP_DB_PASSWORD_FILE": writeFile(t, tc.content, 0o400),
+				"APP_DB_ROLE":          "app",
+			}
+			c, err := config.Load(envFunc(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AppDBPassword != tc.want {
+				t.Errorf("AppDBPassword = %q, want %q", c.AppDBPassword, tc.want)
+			}
+			if strings.TrimSpace(tc.want) == tc.want && (c.DatabaseURL != dsn || c.DatabaseURLVar != "DATABASE_URL_FILE") {
+				t.Errorf("DatabaseURL = %q from %s, want %q from DATABASE_URL_FILE", c.DatabaseURL, c.DatabaseURLVar, dsn)
+			}
+		})
+	}
+}
+
+func TestSecretFileErrors(t *testing.T) {
+	const content = "postgres://u:hunter2@h/db"
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar string
+		wantIn  []string
+	}{
+		{"url both", map[string]string{"DATABASE_URL": content, "DATABASE_URL_FILE": writeFile(t, content, 0o400)},
+			"DATABASE_URL_FILE", []string{"DATABASE_URL;"}},
+		{"url missing file", map[string]string{"DATABASE_URL_FILE": missing}, "DATABASE_URL_FILE", []string{missing}},
+		{"url directory", map[string]string{"DATABASE_URL_FILE": dir}, "DATABASE_URL_FILE", []string{dir}},
+		{"url empty file", map[string]string{"DATABASE_URL_FILE": writeFile(t, "\n", 0o400)}, "DATABASE_URL_FILE", []string{"empty"}},
+		{"password both", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_PASSWORD": "hunter2", "APP_DB_PASSWORD_FILE": writeFile(t, "hunter2", 0o400)},
+			"APP_DB_PASSWORD_FILE", []string{"APP_DB_PASSWORD;"}},
+		{"password empty file", map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_PASSWORD_FILE": writeFile(t, "", 0o400)},
+			"APP_DB_PASSWORD_FILE", []string{"empty"}},
+		{"bad url in file", map[string]string{"DATABASE_URL_FILE": writeFile(t, content+"?sslmode=nonsense", 0o400)},
+			"DATABASE_URL_FILE", []string{"invalid connection string"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load(envFunc(tc.env))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.HasPrefix(err.Error(), tc.wantVar+":") {
+				t.Errorf("error %q does not name %s", err, tc.wantVar)
+			}
+			for _, w := range tc.wantIn {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error leaks the content: %q", err)
+			}
+		})
+	}
+}
+
+func TestUnreadableSecretFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads files of any mode")
+	}
+	p := writeFile(t, "hunter2", 0o000)
+	_, err := config.Load(envFunc(map[string]string{"DATABASE_URL": "postgres://u@h/db", "APP_DB_PASSWORD_FILE": p}))
+	if err == nil || !strings.HasPrefix(err.Error(), "APP_DB_PASSWORD_FILE:") || !strings.Contains(err.Error(), p) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRevision(t *testing.T) {
+	tests := []struct {
+		value string
+		ok    bool
+	}{
+		{"", true},
+		{"0e48f66", true},
+		{"v1.2.3_rc-1", true},
+		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 65), false},
+		{"has space", false},
+		{"semi;colon", false},
+		{"new\nline", false},
+		{"ünï", false},
+	}
+	for _, tc := range tests {
+		c, err := config.Load(envFunc(map[string]string{"DATABASE_URL": "postgres://u@h/db", "NOTES_REVISION": tc.value}))
+		switch {
+		case tc.ok && (err != nil || c.Revision != tc.value):
+			t.Errorf("NOTES_REVISION=%q: %v, Revision %q", tc.value, err, c.Revision)
+		case !tc.ok && (err == nil || !strings.HasPrefix(err.Error(), "NOTES_REVISION:")):
+			t.Errorf("NOTES_REVISION=%q: err %v, want one naming NOTES_REVISION", tc.value, err)
 		}
 	}
 }

@@ -13,12 +13,13 @@ import (
 
 func (s *server) handleHello() echo.HandlerFunc {
 	type hello struct {
-		Service string `json:"service"`
-		Message string `json:"message"`
-		Version string `json:"version,omitempty"`
+		Service  string `json:"service"`
+		Message  string `json:"message"`
+		Version  string `json:"version,omitempty"`
+		Revision string `json:"revision,omitempty"`
 	}
 	return func(c echo.Context) error {
-		return writeJSON(c, http.StatusOK, hello{Service: "notes", Message: "Hello from the notes service", Version: s.version})
+		return writeJSON(c, http.StatusOK, hello{Service: "notes", Message: "Hello from the notes service", Version: s.version, Revision: s.revision})
 	}
 }
 

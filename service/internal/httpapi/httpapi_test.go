@@ -645,3 +645,45 @@ func TestNoServerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRevisionHeader: with a revision every response carries it (success,
+// probes, 404, 405, a bad request, a panic) and GET / reports it; without
+// one no header is sent.
+func TestRevisionHeader(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: panicStore{}, Revision: "v1.2.3-abc_4"}))
+	t.Cleanup(srv.Close)
+	en := &env{srv: srv}
+	tests := []struct {
+		method, path, body string
+		status             int
+	}{
+		{"GET", "/", "", 200},
+		{"GET", "/healthz", "", 200},
+		{"GET", "/readyz", "", 500},
+		{"GET", "/api/notes", "", 500},
+		{"GET", "/nope", "", 404},
+		{"DELETE", "/api/notes", "", 405},
+		{"POST", "/api/notes", "{", 400},
+	}
+	for _, tc := range tests {
+		r := en.do(t, tc.method, tc.path, "application/json", []byte(tc.body))
+		if r.status != tc.status {
+			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, r.status, tc.status)
+		}
+		if got := r.header.Get(httpapi.RevisionHeader); got != "v1.2.3-abc_4" {
+			t.Errorf("%s %s: %s = %q", tc.method, tc.path, httpapi.RevisionHeader, got)
+		}
+	}
+	var hello struct{ Revision string }
+	if err := json.Unmarshal(en.do(t, "GET", "/", "", nil).body, &hello); err != nil || hello.Revision != "v1.2.3-abc_4" {
+		t.Errorf("GET / revision = %q (%v)", hello.Revision, err)
+	}
+
+	plain := httptest.NewServer(httpapi.New(httpapi.Options{Store: panicStore{}}))
+	t.Cleanup(plain.Close)
+	r := (&env{srv: plain}).do(t, "GET", "/healthz", "", nil)
+	if _, ok := r.header[httpapi.RevisionHeader]; ok {
+		t.Errorf("no revision configured, yet %s = %q", httpapi.RevisionHeader, r.header.Get(httpapi.RevisionHeader))
+	}
+}

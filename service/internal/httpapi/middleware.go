@@ -48,6 +48,20 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// RevisionHeader is the response header that names the running revision.
+const RevisionHeader = "X-Notes-Revision"
+
+// revisionHeader sets the revision header before anything below writes, so
+// errors, probes and panics carry it too.
+func revisionHeader(rev string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set(RevisionHeader, rev)
+			return next(c)
+		}
+	}
+}
+
 // accessLog writes one slog line per request and records the metrics. It
 // hands errors to the error handler itself so it sees the final status.
 func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {

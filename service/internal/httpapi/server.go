@@ -35,6 +35,10 @@ type Options struct {
 	Draining *atomic.Bool
 	// Version is reported by GET /.
 	Version string
+	// Revision, when set, is sent as X-Notes-Revision on every response
+	// and reported by GET /: a deploy proves the new replicas answer
+	// through the proxy by asking for it.
+	Revision string
 }
 
 type server struct {
@@ -43,6 +47,7 @@ type server struct {
 	maxBody  int64
 	draining *atomic.Bool
 	version  string
+	revision string
 	metrics  *httpMetrics
 	registry *prometheus.Registry
 	// routes are the route templates of the router, the only values of the
@@ -72,6 +77,7 @@ func New(o Options) http.Handler {
 		maxBody:  o.MaxBodyBytes,
 		draining: o.Draining,
 		version:  o.Version,
+		revision: o.Revision,
 		metrics:  newHTTPMetrics(o.Registry),
 		registry: o.Registry,
 	}
@@ -81,6 +87,9 @@ func New(o Options) http.Handler {
 	// Recover first: a panic anywhere below becomes a 500 problem, never a
 	// dropped connection. The inner one lets the access log see the 500.
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
+	if o.Revision != "" {
+		e.Use(revisionHeader(o.Revision))
+	}
 	e.Use(requestID)
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
