@@ -12,7 +12,7 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh infra/scripts/*.sh) .ci/run
 	status logs rollback backup restore psql exec up-check
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 run: ## run the service locally (needs DATABASE_URL or PG* variables)
 	$(GO) run ./service
@@ -37,13 +37,13 @@ fuzz: ## run the write-path fuzz test for FUZZTIME (default 20s)
 bench: ## load benchmark of the service against Postgres and pgbench
 	$(GO) run ./bench
 
-preview: ## pulumi preview of $(STACK) (default dev; file backend and generated secrets on first use)
+preview: ## pulumi preview of STACK (default dev; file backend and generated secrets on first use)
 	STACK=$(STACK) scripts/stack.sh preview
 
-up: ## deploy $(STACK) (default dev) with pulumi up
+up: ## deploy STACK (default dev) with pulumi up
 	STACK=$(STACK) scripts/stack.sh up
 
-down: ## destroy $(STACK)
+down: ## destroy STACK (default dev)
 	STACK=$(STACK) scripts/stack.sh destroy
 
 outputs: ## show the stack outputs (URLs)
@@ -52,7 +52,7 @@ outputs: ## show the stack outputs (URLs)
 secret: ## set secret KEY (e.g. KEY=notes:tlsKey; value from stdin or a prompt) in the untracked secrets file
 	STACK=$(STACK) scripts/stack.sh secret $(KEY)
 
-status: ## containers of $(STACK): state, health, image, app version, last backup age
+status: ## containers of STACK: state, health, image, app version, last backup age
 	STACK=$(STACK) scripts/ops.sh status
 
 logs: ## follow the logs of SERVICE (app, db, nginx, backup, certbot, migrate; default app)
@@ -76,7 +76,7 @@ exec: ## run CMD in a replica, e.g. make exec CMD='/notes migrate status' (REPLI
 preview-check: ## a real pulumi preview of the dev config against the local dockerd
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
 
-e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, destroy
+e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, operations, destroy
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 40m ./infra/e2e
 
 up-check: ## make up, its URLs answer, an e2e test next to it, make down; git status unchanged after each
