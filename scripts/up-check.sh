@@ -24,9 +24,11 @@ step() {
   echo "up-check: $name ok ($((SECONDS - start)) s)" >&2
 }
 answers() {
-  local key url
+  local outputs key url
+  outputs=$(scripts/stack.sh outputs --json)
   for key in url healthUrl apiUrl; do
-    url=$(scripts/stack.sh outputs "$key")
+    url=$(jq -r --arg k "$key" '.[$k] // empty' <<<"$outputs")
+    [ -n "$url" ] || { echo "up-check: the stack has no output $key" >&2; return 1; }
     curl -fsS -m 10 -o /dev/null "$url" || { echo "up-check: $key $url does not answer" >&2; return 1; }
   done
 }
