@@ -4,18 +4,31 @@ GO ?= go
 STACK ?= dev
 FUZZTIME ?= 20s
 
-.PHONY: help run test vet fuzz bench preview up down outputs preview-check e2e ci setup
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+SHELL_SCRIPTS := $(wildcard scripts/*.sh infra/scripts/*.sh) .ci/run
+
+.PHONY: help run test vet lint fuzz bench preview up down outputs secret preview-check e2e ci setup \
+	status logs rollback backup restore psql exec up-check
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 run: ## run the service locally (needs DATABASE_URL or PG* variables)
 	$(GO) run ./service
 
-vet: ## go vet
+vet: ## gofmt -l, go vet (also -tags e2e), staticcheck
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./...
 
-test: vet ## unit and integration tests with the race detector (real Postgres and nginx)
+lint: vet ## vet plus shellcheck of every shell script and actionlint of the workflows
+	shellcheck -x $(SHELL_SCRIPTS)
+	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
+
+test: lint ## make lint, then unit and integration tests with the race detector (real Postgres and nginx)
 	$(GO) test -race -count=1 ./...
 
 fuzz: ## run the write-path fuzz test for FUZZTIME (default 20s)
@@ -24,25 +37,52 @@ fuzz: ## run the write-path fuzz test for FUZZTIME (default 20s)
 bench: ## load benchmark of the service against Postgres and pgbench
 	$(GO) run ./bench
 
-preview: ## pulumi preview of $(STACK) (default dev; file backend and generated secrets on first use)
+preview: ## pulumi preview of STACK (default dev; file backend and generated secrets on first use)
 	STACK=$(STACK) scripts/stack.sh preview
 
-up: ## deploy $(STACK) (default dev) with pulumi up
+up: ## deploy STACK (default dev) with pulumi up
 	STACK=$(STACK) scripts/stack.sh up
 
-down: ## destroy $(STACK)
+down: ## destroy STACK (default dev)
 	STACK=$(STACK) scripts/stack.sh destroy
 
 outputs: ## show the stack outputs (URLs)
 	STACK=$(STACK) scripts/stack.sh outputs
 
+secret: ## set secret KEY (e.g. KEY=notes:tlsKey; value from stdin or a prompt) in the untracked secrets file
+	STACK=$(STACK) scripts/stack.sh secret $(KEY)
+
+status: ## containers of STACK: state, health, image, app version, last backup age
+	STACK=$(STACK) scripts/ops.sh status
+
+logs: ## follow the logs of SERVICE (app, db, nginx, backup, certbot, migrate; default app)
+	STACK=$(STACK) scripts/ops.sh logs $(or $(SERVICE),app)
+
+rollback: ## redeploy the previous appVersion from the stack history (or VERSION=)
+	STACK=$(STACK) VERSION=$(VERSION) scripts/ops.sh rollback
+
+backup: ## a database dump now (prints its path in the backup volume)
+	STACK=$(STACK) scripts/ops.sh backup
+
+restore: ## restore FILE (a name from make status / notes-backup list), then migrate; asks unless YES=1
+	STACK=$(STACK) YES=$(YES) scripts/ops.sh restore $(FILE)
+
+psql: ## psql on the database as the owner role (over the container's socket; no password)
+	STACK=$(STACK) scripts/ops.sh psql
+
+exec: ## run CMD in a replica, e.g. make exec CMD='/notes migrate status' (REPLICA=1)
+	STACK=$(STACK) REPLICA=$(REPLICA) scripts/ops.sh exec $(CMD)
+
 preview-check: ## a real pulumi preview of the dev config against the local dockerd
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
 
-e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, destroy
+e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, operations, destroy
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 40m ./infra/e2e
+
+up-check: ## make up, its URLs answer, an e2e test next to it, make down; git status unchanged after each
+	scripts/up-check.sh
 
 setup: ## install and start what the tests need (Debian, root)
 	bash scripts/ci-setup.sh
 
-ci: setup test fuzz e2e ## everything CI runs
+ci: setup test fuzz e2e up-check ## everything CI runs

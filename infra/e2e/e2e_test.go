@@ -230,6 +230,17 @@ func TestDeploySSH(t *testing.T) {
 	if state := s.run(time.Minute, "stack", "export"); containsAny(state, secrets) {
 		t.Error("exported state contains a password or the TLS key in clear")
 	}
+	// The operations reach the containers over ssh with the stack's sshOpts.
+	status := opsOn(t, s, "", "status")
+	for _, want := range append(s.stringsOutput("replicaNames"), s.output("databaseContainer"), "healthy", "backups: off") {
+		if !strings.Contains(status, want) {
+			t.Errorf("status over ssh lacks %q:\n%s", want, status)
+		}
+	}
+	if out := opsOn(t, s, "SELECT 'count=' || count(*) FROM notes;", "psql"); !strings.Contains(out, "count=1") {
+		t.Errorf("psql over ssh printed %q, want count=1", out)
+	}
+	opsOn(t, s, "", "exec", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz")
 	// The bootstrap must find Docker installed and leave it alone: a second up is a no-op.
 	s.up("--expect-no-changes")
 	s.destroy()

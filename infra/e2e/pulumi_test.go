@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // projectRoot is the repository root, where Pulumi.yaml lives.
@@ -91,18 +93,61 @@ func newStack(t *testing.T, prefix, base string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg, err = plainConfig(cfg)
+	if err != nil {
+		t.Fatalf("%s: %v", base, err)
+	}
 	if err := os.WriteFile(s.configFile, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.run(2*time.Minute, "stack", "init", s.name)
+	// stack init writes the new stack's encryption salt into Pulumi.<stack>.yaml of its working
+	// directory: a scratch project folder, not the checkout.
+	initDir := filepath.Join(dir, "init")
+	if err := os.MkdirAll(initDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	project, err := os.ReadFile(filepath.Join(root, "Pulumi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(initDir, "Pulumi.yaml"), project, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.runIn(initDir, 2*time.Minute, "stack", "init", s.name)
 	t.Cleanup(s.cleanup)
 	return s
+}
+
+// plainConfig returns a stack file's settings without what belongs to the stack it came from: its
+// encryption salt or key and its encrypted values, which this stack's passphrase cannot decrypt
+// (a developer's checkout may hold them; scripts/stack.sh keeps them out of the committed files).
+func plainConfig(file []byte) ([]byte, error) {
+	var doc struct {
+		Config map[string]any `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(file, &doc); err != nil {
+		return nil, fmt.Errorf("not a stack file: %w", err)
+	}
+	for k, v := range doc.Config {
+		if m, ok := v.(map[string]any); ok {
+			if _, secure := m["secure"]; secure {
+				delete(doc.Config, k)
+			}
+		}
+	}
+	return yaml.Marshal(map[string]any{"config": doc.Config})
 }
 
 // run runs pulumi with the stack's environment and fails the test on error.
 func (s *stack) run(timeout time.Duration, args ...string) string {
 	s.t.Helper()
-	out, err := s.try(timeout, "", args...)
+	return s.runIn(s.root, timeout, args...)
+}
+
+// runIn is run in another project folder.
+func (s *stack) runIn(dir string, timeout time.Duration, args ...string) string {
+	s.t.Helper()
+	out, err := s.tryIn(dir, timeout, "", args...)
 	if err != nil {
 		s.t.Fatalf("pulumi %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -111,6 +156,10 @@ func (s *stack) run(timeout time.Duration, args ...string) string {
 
 // try runs pulumi and returns its combined output and error.
 func (s *stack) try(timeout time.Duration, stdin string, args ...string) (string, error) {
+	return s.tryIn(s.root, timeout, stdin, args...)
+}
+
+func (s *stack) tryIn(dir string, timeout time.Duration, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// The stack flags go before a "--", after which everything is a value.
@@ -118,7 +167,7 @@ func (s *stack) try(timeout time.Duration, stdin string, args ...string) (string
 	if i := slices.Index(args, "--"); i >= 0 {
 		words, values = args[:i], args[i:]
 	}
-	full := append([]string{"--non-interactive", "--cwd", s.root}, words...)
+	full := append([]string{"--non-interactive", "--cwd", dir}, words...)
 	if !(args[0] == "stack" && len(args) > 1 && args[1] == "init") {
 		full = append(full, "--stack", s.name)
 	}
@@ -129,13 +178,19 @@ func (s *stack) try(timeout time.Duration, stdin string, args ...string) (string
 	full = append(full, values...)
 	cmd := exec.CommandContext(ctx, "pulumi", full...)
 	cmd.Env = s.env
+	return runLogged(s.t, cmd, stdin, "pulumi "+strings.Join(args, " "))
+}
+
+// runLogged runs cmd with stdin and returns its combined output; the test log gets the command's
+// label, duration and result.
+func runLogged(t *testing.T, cmd *exec.Cmd, stdin, label string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.WaitDelay = 10 * time.Second
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	start := time.Now()
 	err := cmd.Run()
-	s.t.Logf("pulumi %s: %s (%v)", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond), errString(err))
+	t.Logf("%s: %s (%v)", label, time.Since(start).Round(100*time.Millisecond), errString(err))
 	return buf.String(), err
 }
 

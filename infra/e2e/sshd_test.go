@@ -24,7 +24,9 @@ type sshHost struct {
 	SSHOpts []string // what the stack's sshOpts config gets: key, known_hosts, no agent
 }
 
-const sshUser = "notes-e2e"
+// sshUserPrefix names the throwaway deploy user; each run gets its own (prefix and the process
+// id), so two suites on one machine never share, or delete, each other's user.
+const sshUserPrefix = "notes-e2e-"
 
 func startSSHD(t *testing.T) *sshHost {
 	t.Helper()
@@ -49,6 +51,7 @@ func startSSHD(t *testing.T) *sshHost {
 	if fmt.Sprint(sockGID(sock)) != grp.Gid {
 		t.Fatalf("/var/run/docker.sock is not owned by group docker: start dockerd with -G docker")
 	}
+	sshUser := fmt.Sprintf("%s%d", sshUserPrefix, os.Getpid())
 	if _, err := user.Lookup(sshUser); err != nil {
 		run(t, "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "docker", sshUser)
 		t.Cleanup(func() { exec.Command("userdel", "--remove", sshUser).Run() })

@@ -1,0 +1,323 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// scriptStack is a stack driven through scripts/stack.sh and scripts/ops.sh, the way an operator
+// runs `make up`, `make status` and the rest. Its stack file, generated secrets, backend and
+// passphrase live in a temp dir (NOTES_STACK_FILE, NOTES_GEN_DIR), not in the checkout.
+type scriptStack struct {
+	*stack
+	file string // the stack file the scripts read, as Pulumi.<stack>.yaml would be
+}
+
+func newScriptStack(t *testing.T, prefix string, settings map[string]string) *scriptStack {
+	t.Helper()
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Fatal("jq is not on PATH: scripts/ops.sh needs it (make setup installs it)")
+	}
+	root := projectRoot(t)
+	dir := t.TempDir()
+	name := "e2e" + prefix + randomSuffix(t)
+	gen := filepath.Join(dir, "gen")
+	s := &scriptStack{
+		stack: &stack{
+			t:          t,
+			name:       name,
+			root:       root,
+			configFile: filepath.Join(gen, "Pulumi."+name+".yaml"),
+		},
+		file: filepath.Join(dir, "Pulumi."+name+".yaml"),
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The stack's own passphrase, not one a developer's environment points at.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PULUMI_CONFIG_PASSPHRASE_FILE=") })
+	s.env = append(env,
+		"STACK="+name,
+		"NOTES_STACK_FILE="+s.file,
+		"NOTES_GEN_DIR="+gen,
+		"PULUMI_BACKEND_URL=file://"+filepath.Join(dir, "state"),
+		"PULUMI_CONFIG_PASSPHRASE="+randomSecret(t),
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
+		"NO_COLOR=1",
+	)
+	s.writeFile(settings)
+	return s
+}
+
+// writeFile writes the stack file: Pulumi.dev.yaml's settings with these changes.
+func (s *scriptStack) writeFile(settings map[string]string) {
+	s.t.Helper()
+	base, err := os.ReadFile(filepath.Join(s.root, "Pulumi.dev.yaml"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	plain, err := plainConfig(base)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var doc struct {
+		Config map[string]any `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(plain, &doc); err != nil {
+		s.t.Fatal(err)
+	}
+	for k, v := range settings {
+		doc.Config[k] = v
+	}
+	out, err := yaml.Marshal(map[string]any{"config": doc.Config})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(s.file, out, 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// script runs scripts/NAME with the stack's environment (plus extra variables) and stdin, and
+// returns its combined output and error.
+func (s *scriptStack) script(timeout time.Duration, stdin string, extra []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(s.root, "scripts", name), args...)
+	cmd.Dir = s.root
+	cmd.Env = append(slices.Clone(s.env), extra...)
+	return runLogged(s.t, cmd, stdin, "scripts/"+name+" "+strings.Join(args, " "))
+}
+
+func (s *scriptStack) mustScript(timeout time.Duration, stdin string, extra []string, name string, args ...string) string {
+	s.t.Helper()
+	out, err := s.script(timeout, stdin, extra, name, args...)
+	if err != nil {
+		s.t.Fatalf("scripts/%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 40))
+	}
+	return out
+}
+
+func (s *scriptStack) up() {
+	s.t.Helper()
+	s.mustScript(20*time.Minute, "", nil, "stack.sh", "up", "--skip-preview", "--suppress-progress")
+}
+
+func (s *scriptStack) ops(stdin string, extra []string, args ...string) string {
+	s.t.Helper()
+	return s.mustScript(15*time.Minute, stdin, extra, "ops.sh", args...)
+}
+
+// psql runs SQL through `scripts/ops.sh psql` (stdin, no terminal) and returns psql's output.
+func (s *scriptStack) psql(sql string) string {
+	s.t.Helper()
+	return strings.TrimSpace(s.ops(sql, nil, "psql"))
+}
+
+// servedVersion is the version the service reports at / (built from notes:appVersion).
+func servedVersion(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url + "/")
+	if err != nil {
+		t.Fatalf("GET %s/: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Version string `json:"version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s/: %v", url, err)
+	}
+	return body.Version
+}
+
+// gitStatus is `git status --porcelain` of the checkout, or "" outside a git checkout.
+func gitStatus(t *testing.T, root string) string {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		return ""
+	}
+	out, err := exec.Command("git", "-C", root, "status", "--porcelain").Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// opsOn runs scripts/ops.sh on a stack the harness deployed (its config file holds the host and
+// sshOpts the scripts read) and returns the output.
+func opsOn(t *testing.T, s *stack, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(s.root, "scripts", "ops.sh"), args...)
+	cmd.Dir = s.root
+	cmd.Env = append(slices.Clone(s.env), "STACK="+s.name, "NOTES_STACK_FILE="+s.configFile, "NOTES_GEN_DIR="+t.TempDir())
+	out, err := runLogged(t, cmd, stdin, "scripts/ops.sh "+strings.Join(args, " "))
+	if err != nil {
+		t.Fatalf("scripts/ops.sh %s: %v\n%s", strings.Join(args, " "), err, tail(out, 40))
+	}
+	return out
+}
+
+// TestOperations deploys through scripts/stack.sh and uses every operation of scripts/ops.sh (the
+// make targets status, logs, backup, restore, psql, exec, rollback) against the real stack.
+func TestOperations(t *testing.T) {
+	root := projectRoot(t)
+	before := gitStatus(t, root)
+	settings := map[string]string{
+		"notes:httpPort":   strconv.Itoa(freePort(t)),
+		"notes:dbPort":     strconv.Itoa(freePort(t)),
+		"notes:replicas":   "2",
+		"notes:appVersion": "e2e-ops-1",
+	}
+	s := newScriptStack(t, "o", settings)
+	s.up()
+	t.Cleanup(s.cleanup)
+	client := &http.Client{Timeout: 10 * time.Second}
+	url := s.output("url")
+	if v := servedVersion(t, client, url); v != "e2e-ops-1" {
+		t.Fatalf("version served after the first deploy = %q, want e2e-ops-1", v)
+	}
+
+	secrets, err := os.ReadFile(filepath.Join(filepath.Dir(s.configFile), s.name+".secrets.yaml"))
+	if err != nil {
+		t.Fatalf("scripts/stack.sh did not write the generated secrets file: %v", err)
+	}
+	if n := strings.Count(string(secrets), "secure:"); n != 2 {
+		t.Errorf("secrets file holds %d secure values, want dbPassword and appDbPassword:\n%s", n, secrets)
+	}
+	if plain, _ := os.ReadFile(s.file); strings.Contains(string(plain), "secure:") || strings.Contains(string(plain), "encryptionsalt") {
+		t.Errorf("scripts/stack.sh wrote secrets into the stack file:\n%s", plain)
+	}
+
+	l := newLoad(s.output("apiUrl"), 1)
+	for i := range 3 {
+		l.post(context.Background(), fmt.Sprintf("ops %d", i))
+	}
+	if len(l.failures) > 0 {
+		t.Fatalf("creating notes: %v", l.failures)
+	}
+
+	t.Run("psql as the owner, SQL on stdin", func(t *testing.T) {
+		out := s.psql("SELECT current_user, count(*) FROM notes WHERE title LIKE 'ops %';")
+		if !strings.Contains(out, "notes") || !strings.Contains(out, " 3") {
+			t.Errorf("psql printed %q, want the owner notes and 3 notes", out)
+		}
+	})
+
+	t.Run("exec in a replica", func(t *testing.T) {
+		s.ops("", nil, "exec", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz")
+		s.ops("", []string{"REPLICA=2"}, "exec", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz")
+		if out, err := s.script(time.Minute, "", nil, "ops.sh", "exec", "/notes", "no-such-command"); err == nil {
+			t.Errorf("exec of a failing command succeeded:\n%s", out)
+		}
+		if out, err := s.script(time.Minute, "", []string{"REPLICA=3"}, "ops.sh", "exec", "/notes", "healthcheck"); err == nil || !strings.Contains(out, "REPLICA=3") {
+			t.Errorf("exec in replica 3 of 2: err %v, output:\n%s", err, out)
+		}
+	})
+
+	var dump string
+	t.Run("backup and status", func(t *testing.T) {
+		out := strings.TrimSpace(s.ops("", nil, "backup"))
+		lines := strings.Split(out, "\n")
+		dump = filepath.Base(strings.TrimSpace(lines[len(lines)-1]))
+		if !strings.HasSuffix(dump, ".dump") {
+			t.Fatalf("backup printed %q, want the dump's path", out)
+		}
+		status := s.ops("", nil, "status")
+		for _, want := range append(s.stringsOutput("replicaNames"),
+			s.output("databaseContainer"), s.output("nginxContainer"), "healthy", "appVersion e2e-ops-1",
+			s.output("healthUrl")+": 200", "last backup: "+dump) {
+			if !strings.Contains(status, want) {
+				t.Errorf("status lacks %q:\n%s", want, status)
+			}
+		}
+	})
+
+	t.Run("restore with YES=1, then migrate", func(t *testing.T) {
+		if dump == "" {
+			t.Skip("no dump")
+		}
+		if out, err := s.script(time.Minute, "", nil, "ops.sh", "restore", dump); err == nil || !strings.Contains(out, "YES=1") {
+			t.Fatalf("restore without a terminal or YES=1: err %v, output:\n%s", err, out)
+		}
+		if n := s.psql("SELECT 'count=' || count(*) FROM notes WHERE title LIKE 'ops %';"); !strings.Contains(n, "count=3") {
+			t.Fatalf("an unconfirmed restore changed the notes: %q", n)
+		}
+		s.psql("DELETE FROM notes;")
+		out := s.ops("", []string{"YES=1"}, "restore", dump)
+		if n := s.psql("SELECT 'count=' || count(*) FROM notes WHERE title LIKE 'ops %';"); !strings.Contains(n, "count=3") {
+			t.Errorf("after restore: %q, want count=3\nrestore said:\n%s", n, tail(out, 20))
+		}
+		if code := docker(t, "inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", s.output("migrationContainer")); code != "0 exited" {
+			t.Errorf("migration job after restore: %s, want 0 exited", code)
+		}
+		l := newLoad(s.output("apiUrl"), 1)
+		l.post(context.Background(), "after ops restore")
+		if len(l.failures) > 0 {
+			t.Errorf("POST after restore: %v", l.failures)
+		}
+	})
+
+	t.Run("logs readable", func(t *testing.T) {
+		out := s.ops("", []string{"FOLLOW=0", "TAIL=20"}, "logs", "app")
+		replica := s.stringsOutput("replicaNames")[0]
+		if !strings.Contains(out, replica+"  ") {
+			t.Errorf("logs lines are not prefixed with the replica %s:\n%s", replica, tail(out, 10))
+		}
+		if strings.Contains(out, `{"time"`) {
+			t.Errorf("logs still show raw JSON lines:\n%s", tail(out, 10))
+		}
+		if out, err := s.script(time.Minute, "", []string{"FOLLOW=0"}, "ops.sh", "logs", "nonsense"); err == nil || !strings.Contains(out, "SERVICE=nonsense") {
+			t.Errorf("logs of an unknown service: err %v, output:\n%s", err, out)
+		}
+	})
+
+	t.Run("rollback to the previous appVersion", func(t *testing.T) {
+		settings["notes:appVersion"] = "e2e-ops-2"
+		s.writeFile(settings)
+		s.up()
+		if v := servedVersion(t, client, url); v != "e2e-ops-2" {
+			t.Fatalf("version served after the second deploy = %q, want e2e-ops-2", v)
+		}
+		v2 := s.stringsOutput("replicaNames")
+		s.ops("", nil, "rollback", "--skip-preview", "--suppress-progress")
+		if v := servedVersion(t, client, url); v != "e2e-ops-1" {
+			t.Errorf("version served after rollback = %q, want e2e-ops-1", v)
+		}
+		if v := s.output("appVersion"); v != "e2e-ops-1" {
+			t.Errorf("appVersion output after rollback = %q, want e2e-ops-1", v)
+		}
+		after := s.stringsOutput("replicaNames")
+		if len(after) != 2 {
+			t.Errorf("replicas after rollback: %v, want 2", after)
+		}
+		running := strings.Fields(docker(t, "ps", "--format", "{{.Names}}"))
+		for _, old := range v2 {
+			if slices.Contains(after, old) || slices.Contains(running, old) {
+				t.Errorf("replica %s of e2e-ops-2 still runs after the rollback", old)
+			}
+		}
+		expectStatus(t, client, s.output("healthUrl"), http.StatusOK)
+	})
+
+	s.mustScript(15*time.Minute, "", nil, "stack.sh", "destroy", "--skip-preview", "--suppress-progress")
+	s.destroyed = true
+	if after := gitStatus(t, root); after != before {
+		t.Errorf("the operations changed the checkout's git status:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
