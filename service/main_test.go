@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -411,8 +412,13 @@ func TestGracefulShutdown(t *testing.T) {
 
 	cancel() // SIGTERM
 	testutil.WaitStatus(t, base+"/readyz", 503, 900*time.Millisecond)
-	if got := testutil.Status(base + "/healthz"); got != 200 {
-		t.Errorf("healthz during drain = %d", got)
+	if res, err := http.Get(base + "/healthz"); err != nil {
+		t.Errorf("healthz during drain: %v", err)
+	} else {
+		res.Body.Close()
+		if res.StatusCode != 200 || !res.Close {
+			t.Errorf("healthz during drain = %d, Connection: close %v; want 200 closing the connection", res.StatusCode, res.Close)
+		}
 	}
 	time.Sleep(1500 * time.Millisecond) // past the drain: listener closed, requests still blocked
 	select {
@@ -444,7 +450,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if testutil.Status(base+"/healthz") != 0 {
 		t.Error("listener still open after shutdown")
 	}
-	if !strings.Contains(logs.String(), "shutdown: done") {
+	if !strings.Contains(logs.String(), "shutdown: done") || strings.Contains(logs.String(), "without quiescing") {
 		t.Errorf("logs:\n%s", logs.String())
 	}
 	var n int
@@ -496,5 +502,46 @@ func TestServeServerLimits(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Errorf("slow headers: connection not closed by the server: %v", err)
+	}
+}
+
+// TestShutdownLinger: after the drain the process stays for SHUTDOWN_LINGER
+// with its listener closed, so connections are refused (a proxy fails over
+// at once) while the deploy takes the replica out of the alias.
+func TestShutdownLinger(t *testing.T) {
+	t.Parallel()
+	port, _ := testutil.FreePort()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "HTTP_ADDR": addr,
+		"DRAIN_DELAY": "0s", "SHUTDOWN_LINGER": "3s"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	logs := &testutil.SyncBuffer{}
+	go func() { done <- run(ctx, []string{"notes", "serve"}, testutil.Getenv(env), logs, logs) }()
+	testutil.WaitStatus(t, "http://"+addr+"/healthz", 200, 10*time.Second)
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "shutdown: drained") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drained line:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("while lingering: want connection refused, got %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("run returned before SHUTDOWN_LINGER passed: %v", err)
+	default:
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after the linger")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/notes-stack/notes/service/internal/logbuf"
 	"github.com/notes-stack/notes/service/internal/postgres"
 	"github.com/notes-stack/notes/service/internal/profiling"
+	"github.com/notes-stack/notes/service/internal/quiesce"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -81,7 +81,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := quiesce.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
@@ -105,14 +105,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	case <-ctx.Done():
 	}
 
-	// Drain: /readyz turns 503 so the proxy stops sending new requests,
-	// while we keep serving whatever still arrives.
+	// Drain: /readyz turns 503 so a proxy that watches it stops sending new
+	// requests, while we keep serving whatever still arrives, each response
+	// closing its connection.
 	draining.Store(true)
 	log.Info("shutdown: draining", "drain_delay", cfg.DrainDelay.String())
 	select {
 	case <-time.After(cfg.DrainDelay):
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
+	}
+	// New connections are refused from here on, those the kernel already
+	// accepted are served: closing the listener with some still queued
+	// would reset them after a proxy sent its request (docs/service.md).
+	if err := quiesce.Listener(ln, quiesce.Options{}); err != nil {
+		log.Warn("shutdown: closing the listener without quiescing it first", "err", err.Error())
 	}
 	log.Info("shutdown: closing listener, waiting for in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -128,6 +135,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("shutdown: server", "err", err.Error())
 	}
 	pool.Close()
+	// Nothing is in flight any more and new connections are refused. The
+	// process stays this long so its address keeps refusing (a proxy fails
+	// over at once) instead of vanishing (a proxy whose DNS answer still
+	// names it waits for a connect timeout); the deploy takes it out of the
+	// replica alias meanwhile.
+	log.Info("shutdown: drained", "linger", cfg.ShutdownLinger.String())
+	time.Sleep(cfg.ShutdownLinger)
 	log.Info("shutdown: done")
 	return nil
 }
