@@ -51,6 +51,7 @@ type replicaSpec struct {
 	MemoryMB        int
 	CPUs            string
 	StopGrace       int
+	Linger          string
 	Network         string
 	Version         int // bump when the container definition below changes
 }
@@ -77,8 +78,9 @@ type AppArgs struct {
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 	MemoryMB        int
-	CPUs            string // as the docker provider reads it back (Config.DockerCPUs)
-	StopGrace       int    // seconds between SIGTERM and SIGKILL
+	CPUs            string        // as the docker provider reads it back (Config.DockerCPUs)
+	StopGrace       int           // seconds between SIGTERM and SIGKILL
+	Linger          time.Duration // SHUTDOWN_LINGER: a drained replica keeps its address this long
 	Network         pulumi.StringOutput
 	NetworkName     string // Network's name, known before it exists (part of the replica spec)
 
@@ -127,7 +129,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	spec := replicaSpec{
 		LogLevel:   args.LogLevel,
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
-		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace,
+		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
 		Network: args.NetworkName, Version: 2,
 	}
 	specJSON, err := json.Marshal(spec)
@@ -231,6 +233,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				pulumi.String("LOG_FORMAT=json"),
 				pulumi.String("DRAIN_DELAY=" + args.DrainDelay.String()),
 				pulumi.String("SHUTDOWN_TIMEOUT=" + args.ShutdownTimeout.String()),
+				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
 			},
 			NetworksAdvanced: network,
 			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve.

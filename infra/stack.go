@@ -66,13 +66,15 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 
+	retire := newRetireTimings(cfg.DrainWait(), nginxDNSValid())
 	if s.App, err = NewApp(ctx, cfg.Name("app"), &AppArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
-		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(), StopGrace: cfg.StopGrace(),
+		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(),
+		StopGrace: retire.StopGrace(), Linger: retire.Linger,
 		Network: network, NetworkName: cfg.Name("net"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
 		DatabaseReady: s.Database.Ready,
@@ -128,8 +130,8 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 	if s.Retire, err = NewRetire(ctx, cfg.Name("app", "retire"), &RetireArgs{
-		Stack: cfg.Stack, OnHost: onHost, StopGrace: cfg.StopGrace(),
-		Network: cfg.Name("net"), AliasWait: nginxDNSValid() + retireInFlightMargin,
+		Stack: cfg.Stack, OnHost: onHost, DrainWait: retire.DrainWait,
+		Network: cfg.Name("net"), AliasWait: retire.AliasWait,
 		Keep: s.App.ReplicaNames, After: []pulumi.Resource{s.Smoke.Check},
 	}, pulumi.Parent(s.App)); err != nil {
 		return nil, err

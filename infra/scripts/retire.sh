@@ -3,21 +3,25 @@
 # of KEEP (with no KEEP, on pulumi destroy, all of them). Run on the Docker host once the new
 # replicas are proven (scripts/prove.sh).
 #
-#   retire.sh STACK NETWORK ALIAS_WAIT STOP_GRACE [KEEP...]
+#   retire.sh STACK NETWORK DRAIN_WAIT ALIAS_WAIT [KEEP...]
 #
-# For each old replica, in this order:
-#  1. it leaves the replica alias: disconnected from NETWORK and connected again at once without
-#     the alias. Docker gives it back its address, so requests in flight on established
-#     connections complete (a plain disconnect leaves them hanging until nginx times out);
-#  2. ALIAS_WAIT seconds pass: longer than nginx's DNS cache (resolver valid=), so nginx sends
-#     no new request to it, and requests it already sent finish;
-#  3. SIGTERM and drain: docker stop gives it STOP_GRACE seconds before SIGKILL;
-#  4. docker rm -v.
+# The old replicas, all at once, in this order:
+#  1. SIGTERM: each drains. It keeps serving for its DRAIN_DELAY, then refuses new connections
+#     and serves those the kernel already accepted (nginx fails over on a refused connection, even
+#     for a POST, since nothing was sent), finishes what is in flight and logs
+#     "shutdown: drained". It then lingers (SHUTDOWN_LINGER) with its address up: connecting to
+#     it is refused at once. The script waits up to DRAIN_WAIT seconds for that line;
+#  2. it leaves the replica alias: disconnected from NETWORK and connected again at once without
+#     the alias. Nothing is in flight on it any more, so the disconnect cuts nothing, and Docker
+#     gives it its address back, so nginx, whose cached DNS answer may still name it, is refused rather
+#     than left waiting for an address that vanished;
+#  3. ALIAS_WAIT seconds pass: longer than the DNS cache of nginx (resolver valid=);
+#  4. docker rm -f -v: the drained, lingering process is killed and the container removed.
 set -eu
 stack=$1
 network=$2
-wait_s=$3
-grace=$4
+drain_wait=$3
+alias_wait=$4
 shift 4
 keep=" $* "
 old=$(docker ps -a --filter "label=com.notes-stack.stack=$stack" --filter label=com.notes-stack.role=app --format '{{.Names}}' |
@@ -26,31 +30,59 @@ if [ -z "$old" ]; then
   echo "phase roll out: retire: no old replicas"
   exit 0
 fi
+running() { [ "$(docker inspect -f '{{.State.Running}}' "$1")" = true ]; }
 addr() { docker inspect -f "{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}{{end}}" "$1"; }
-left=
+
+since=$(date +%s)
+draining=
 for n in $old; do
-  if [ "$(docker inspect -f '{{.State.Running}}' "$n")" != true ] || [ -z "$(addr "$n")" ]; then
-    continue
+  if running "$n"; then
+    docker kill --signal TERM "$n" >/dev/null
+    draining="$draining $n"
   fi
-  before=$(addr "$n")
-  docker network disconnect "$network" "$n"
-  docker network connect "$network" "$n"
-  after=$(addr "$n")
-  echo "phase roll out: retire: $n left the replica alias ($before -> $after)"
-  if [ "$before" != "$after" ]; then
-    echo "phase roll out: retire: warning: $n got a new address; its open connections are lost" >&2
-  fi
-  left=1
 done
-if [ -n "$left" ]; then
-  echo "phase roll out: retire: waiting ${wait_s}s (nginx DNS cache and requests in flight)"
-  sleep "$wait_s"
+if [ -n "$draining" ]; then
+  echo "phase roll out: retire: draining$draining"
 fi
-# $old is a list of container names (no spaces in them): split on purpose.
+
+# 1. wait for each drained line (or for the process to be gone).
+deadline=$(($(date +%s) + drain_wait))
+left=
+for n in $draining; do
+  until docker logs --since "$since" "$n" 2>&1 | grep -q '"msg":"shutdown: drained"'; do
+    if ! running "$n"; then
+      echo "phase roll out: retire: $n exited while draining" >&2
+      continue 2
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "phase roll out: retire: warning: $n did not report drained within ${drain_wait}s; removing it anyway" >&2
+      continue 2
+    fi
+    sleep 0.2
+  done
+  # 2. out of the alias, same address.
+  before=$(addr "$n")
+  if [ -n "$before" ]; then
+    docker network disconnect "$network" "$n"
+    docker network connect "$network" "$n"
+    after=$(addr "$n")
+    echo "phase roll out: retire: $n drained and left the replica alias ($before -> $after)"
+    if [ "$before" != "$after" ]; then
+      echo "phase roll out: retire: warning: $n got a new address; nginx may wait for a connect timeout on the old one for ${alias_wait}s" >&2
+    fi
+    left=1
+  fi
+done
+
+# 3. The DNS cache of nginx forgets the drained replicas.
+if [ -n "$left" ]; then
+  echo "phase roll out: retire: waiting ${alias_wait}s (nginx DNS cache)"
+  sleep "$alias_wait"
+fi
+
+# 4. $old is a list of container names (no spaces in them): split on purpose.
 # shellcheck disable=SC2086
 {
-  echo "phase roll out: retire: stopping" $old
-  docker stop -t "$grace" $old >/dev/null
-  docker rm -v $old >/dev/null
+  docker rm -f -v $old >/dev/null
   echo "phase roll out: retire: removed" $old
 }
