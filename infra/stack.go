@@ -8,6 +8,7 @@ import (
 
 // Stack is the whole deployment, wired from the components.
 type Stack struct {
+	Engine   *local.Command // the engine guard (engine.go)
 	Host     *Host
 	Network  *Network
 	Database *Database
@@ -27,10 +28,14 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{}
+	if s.Engine, err = newEngineGuard(ctx, cfg.Name("engine"), cfg.Engine); err != nil {
+		return nil, err
+	}
 	if s.Host, err = NewHost(ctx, cfg.Name("host"), &HostArgs{
 		DockerHost: cfg.DockerHost,
 		SSHOpts:    cfg.SSHOpts,
 		Bootstrap:  cfg.Bootstrap,
+		After:      []pulumi.Resource{s.Engine},
 	}); err != nil {
 		return nil, err
 	}
