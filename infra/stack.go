@@ -17,6 +17,9 @@ type Stack struct {
 	Backups  *Backups // nil unless backups=true
 	Smoke    *Smoke
 	Retire   *local.Command
+	// Swarm is the whole stack on engine swarm (swarm.go); the fields above it but Engine and
+	// Host are nil then.
+	Swarm *Swarm
 }
 
 // NewStack is the one place that turns the configuration into the components' Args; it creates
@@ -38,6 +41,10 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		After:      []pulumi.Resource{s.Engine},
 	}); err != nil {
 		return nil, err
+	}
+	if cfg.Engine == EngineSwarm {
+		s.Swarm, err = NewSwarm(ctx, cfg, s.Host, buildContext)
+		return s, err
 	}
 	prov, onHost := s.Host.Provider, s.Host.OnHost
 	// Everything that talks to the host goes through the provider, which waits for the
