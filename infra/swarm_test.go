@@ -326,7 +326,9 @@ func TestSwarmAppDeployKeepsNginx(t *testing.T) {
 		return mustDeploy(t, "dev", swarmConfig(t, map[string]string{"notes:appVersion": version}))
 	}
 	a, again, b := deployed("v1"), deployed("v1"), deployed("v2")
-	rev := func(m *mocks) string { return str(obj(containerSpec(m.named(t, "notes-dev-app"))["env"])["NOTES_REVISION"]) }
+	rev := func(m *mocks) string {
+		return str(obj(containerSpec(m.named(t, "notes-dev-app"))["env"])["NOTES_REVISION"])
+	}
 	if rev(a) != rev(again) {
 		t.Errorf("the revision changed without a change: %s -> %s", rev(a), rev(again))
 	}
