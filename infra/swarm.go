@@ -185,16 +185,16 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 					},
 					Mounts: docker.ServiceTaskSpecContainerSpecMountArray{
 						docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("volume"), Source: net.Volumes["pgdata"], Target: pulumi.String("/var/lib/postgresql/data")},
-						tmpfsMount("/dev/shm", 256<<20),
+						tmpfsMount("/dev/shm"),
 					},
 					Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 						Tests:       pulumi.ToStringArray([]string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", cfg.DBOwner, cfg.DBName)}),
 						Interval:    pulumi.String("5s"),
 						Timeout:     pulumi.String("3s"),
 						Retries:     pulumi.Int(5),
-						StartPeriod: pulumi.String("1m0s"),
+						StartPeriod: pulumi.String("1m"), // as the provider reads it back
 					},
-					StopGracePeriod: pulumi.String("1m0s"),
+					StopGracePeriod: pulumi.String("1m"),
 					Labels:          taskLabels(cfg.Stack, "db"),
 				},
 				NetworksAdvanceds: networks,
@@ -224,12 +224,14 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 			return nil, err
 		}
 		dbReady = []pulumi.Resource{db, pw}
-		dbHost = db.Name
-		ownerURL = pulumi.All(db.Name, cfg.DBPassword).ApplyT(func(v []any) string {
-			return pgURL(v[0].(string), cfg.DBName, cfg.DBOwner, v[1].(string))
+		// The service's name, known before it exists: a preview of a database update leaves
+		// the URLs (and the services that use them) known.
+		dbHost = pulumi.String(dbName).ToStringOutput()
+		ownerURL = cfg.DBPassword.ApplyT(func(p string) string {
+			return pgURL(dbName, cfg.DBName, cfg.DBOwner, p)
 		}).(pulumi.StringOutput)
-		appURL = pulumi.All(db.Name, cfg.AppDBPassword).ApplyT(func(v []any) string {
-			return pgURL(v[0].(string), cfg.DBName, AppRole, v[1].(string))
+		appURL = cfg.AppDBPassword.ApplyT(func(p string) string {
+			return pgURL(dbName, cfg.DBName, AppRole, p)
 		}).(pulumi.StringOutput)
 	}
 
@@ -329,17 +331,17 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 				},
 				Secrets:  docker.ServiceTaskSpecContainerSpecSecretArray{secretFile(appSecret, databaseURLFile, strconv.Itoa(serviceUID), 0o400)},
 				ReadOnly: pulumi.Bool(true),
-				Mounts:   docker.ServiceTaskSpecContainerSpecMountArray{tmpfsMount("/tmp", 16<<20)},
+				Mounts:   docker.ServiceTaskSpecContainerSpecMountArray{tmpfsMount("/tmp")},
 				CapDrops: pulumi.ToStringArray([]string{"ALL"}),
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray([]string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"}),
-					Interval:    pulumi.String(appHealthInterval.String()),
+					Interval:    pulumi.String(swarmDuration(appHealthInterval)),
 					Timeout:     pulumi.String("2s"),
 					Retries:     pulumi.Int(appHealthRetries),
 					StartPeriod: pulumi.String("10s"),
 				},
 				StopSignal:      pulumi.String("SIGTERM"),
-				StopGracePeriod: pulumi.String(timings.StopGrace.String()),
+				StopGracePeriod: pulumi.String(swarmDuration(timings.StopGrace)),
 				Labels: append(taskLabels(cfg.Stack, "app"),
 					docker.ServiceTaskSpecContainerSpecLabelArgs{Label: pulumi.String("com.notes-stack.revision"), Value: sw.Revision},
 					docker.ServiceTaskSpecContainerSpecLabelArgs{Label: pulumi.String("org.opencontainers.image.version"), Value: pulumi.String(cfg.AppVersion)}),
@@ -642,11 +644,11 @@ func configFile(c *docker.ServiceConfig, path, uid string, mode int) docker.Serv
 	}
 }
 
-func tmpfsMount(target string, size int) docker.ServiceTaskSpecContainerSpecMountArgs {
-	return docker.ServiceTaskSpecContainerSpecMountArgs{
-		Type: pulumi.String("tmpfs"), Target: pulumi.String(target),
-		TmpfsOptions: docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs{SizeBytes: pulumi.Int(size)},
-	}
+// tmpfsMount is a tmpfs at target. Without a size: the provider (4.10) panics on
+// tmpfsOptions.sizeBytes (an int read as int64); the pages count against the task's memory
+// limit anyway.
+func tmpfsMount(target string) docker.ServiceTaskSpecContainerSpecMountArgs {
+	return docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("tmpfs"), Target: pulumi.String(target)}
 }
 
 // hostPort publishes target on published of the task's node (host mode: no ingress mesh, which
@@ -658,6 +660,19 @@ func hostPort(target, published int) docker.ServiceEndpointSpecPortArgs {
 	}
 }
 
+// swarmDuration is d as the provider reads durations back ("1m", not Go's "1m0s"), so an
+// unchanged value shows no diff.
+func swarmDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func replicated(n int) docker.ServiceModeArgs {
 	return docker.ServiceModeArgs{Replicated: docker.ServiceModeReplicatedArgs{Replicas: pulumi.Int(n)}}
 }
@@ -665,23 +680,23 @@ func replicated(n int) docker.ServiceModeArgs {
 func updateConfig(order string, monitor time.Duration, failure string) docker.ServiceUpdateConfigArgs {
 	return docker.ServiceUpdateConfigArgs{
 		Parallelism: pulumi.Int(1), Order: pulumi.String(order), FailureAction: pulumi.String(failure),
-		Monitor: pulumi.String(monitor.String()), Delay: pulumi.String("1s"), MaxFailureRatio: pulumi.String("0"),
+		Monitor: pulumi.String(swarmDuration(monitor)), Delay: pulumi.String("1s"), MaxFailureRatio: pulumi.String("0.0"),
 	}
 }
 
 func rollbackConfig(monitor time.Duration) docker.ServiceRollbackConfigArgs {
 	return docker.ServiceRollbackConfigArgs{
 		Parallelism: pulumi.Int(1), Order: pulumi.String("start-first"), FailureAction: pulumi.String("pause"),
-		Monitor: pulumi.String(monitor.String()), Delay: pulumi.String("1s"), MaxFailureRatio: pulumi.String("0"),
+		Monitor: pulumi.String(swarmDuration(monitor)), Delay: pulumi.String("1s"), MaxFailureRatio: pulumi.String("0.0"),
 	}
 }
 
 func converge(timeout time.Duration) docker.ServiceConvergeConfigArgs {
-	return docker.ServiceConvergeConfigArgs{Delay: pulumi.String("2s"), Timeout: pulumi.String(timeout.String())}
+	return docker.ServiceConvergeConfigArgs{Delay: pulumi.String("2s"), Timeout: pulumi.String(swarmDuration(timeout))}
 }
 
 func restartAny() docker.ServiceTaskSpecRestartPolicyArgs {
-	return docker.ServiceTaskSpecRestartPolicyArgs{Condition: pulumi.String("any"), Delay: pulumi.String("2s")}
+	return docker.ServiceTaskSpecRestartPolicyArgs{Condition: pulumi.String("any"), Delay: pulumi.String("2s"), Window: pulumi.String("0s")}
 }
 
 func jsonLogs() docker.ServiceTaskSpecLogDriverArgs {
