@@ -196,6 +196,7 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 					},
 					StopGracePeriod: pulumi.String("1m"),
 					Labels:          taskLabels(cfg.Stack, "db"),
+					Sysctl:          pulumi.StringMap{},
 				},
 				NetworksAdvanceds: networks,
 				Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(placeOnDBNode)},
@@ -342,9 +343,8 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 				},
 				StopSignal:      pulumi.String("SIGTERM"),
 				StopGracePeriod: pulumi.String(swarmDuration(timings.StopGrace)),
-				Labels: append(taskLabels(cfg.Stack, "app"),
-					docker.ServiceTaskSpecContainerSpecLabelArgs{Label: pulumi.String("com.notes-stack.revision"), Value: sw.Revision},
-					docker.ServiceTaskSpecContainerSpecLabelArgs{Label: pulumi.String("org.opencontainers.image.version"), Value: pulumi.String(cfg.AppVersion)}),
+				Labels:          taskLabels(cfg.Stack, "app"),
+				Sysctl:          pulumi.StringMap{},
 			},
 			NetworksAdvanceds: networks,
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
@@ -436,6 +436,7 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 				},
 				StopGracePeriod: pulumi.String("30s"),
 				Labels:          taskLabels(cfg.Stack, "nginx"),
+				Sysctl:          pulumi.StringMap{},
 			},
 			NetworksAdvanceds: networks,
 			Placement: docker.ServiceTaskSpecPlacementArgs{
@@ -566,6 +567,7 @@ func newSwarmBackups(ctx *pulumi.Context, res func(string) swarmRes, cfg *Config
 				CapDrops:        pulumi.ToStringArray([]string{"ALL"}),
 				StopGracePeriod: pulumi.String("10s"),
 				Labels:          taskLabels(cfg.Stack, "backup"),
+				Sysctl:          pulumi.StringMap{},
 			},
 			NetworksAdvanceds: networks,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(placement)},
@@ -710,7 +712,10 @@ func serviceLabels(stack, role string) docker.ServiceLabelArray {
 	}
 }
 
-// taskLabels are on every task's container, as on engine containers' containers.
+// taskLabels are on every task's container, as on engine containers' containers. They never
+// change: the provider replaces a service (delete first: the name is fixed) when its tasks'
+// labels or sysctls change, and reads an unset sysctl as unknown in a preview, which also
+// counts as a change; every container spec therefore sets Sysctl to an empty map.
 func taskLabels(stack, role string) docker.ServiceTaskSpecContainerSpecLabelArray {
 	return docker.ServiceTaskSpecContainerSpecLabelArray{
 		docker.ServiceTaskSpecContainerSpecLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},

@@ -340,6 +340,20 @@ func TestSwarmAppDeployKeepsNginx(t *testing.T) {
 			t.Errorf("nginx service %s changed with the app deploy", k)
 		}
 	}
+	// The provider replaces a service (deleting it first: the name is fixed) when its tasks'
+	// labels or sysctls change, or when sysctl is unset (unknown in a preview): an app deploy
+	// changes neither, and every service sets sysctl.
+	for _, name := range []string{"notes-dev-app", "notes-dev-db", "notes-dev-nginx", "notes-dev-backup"} {
+		before, after := containerSpec(a.named(t, name)), containerSpec(b.named(t, name))
+		for _, k := range []string{"labels", "sysctl"} {
+			if _, set := after[k]; !set {
+				t.Errorf("%s: taskSpec.containerSpec.%s is not set", name, k)
+			}
+			if !before[k].DeepEquals(after[k]) {
+				t.Errorf("%s: taskSpec.containerSpec.%s changed with the app deploy (the provider would replace the service)", name, k)
+			}
+		}
+	}
 }
 
 func TestSwarmProtectAndTLS(t *testing.T) {
