@@ -5,13 +5,15 @@
 # tasks (`docker service ps --no-trunc`, with their errors) when the update fails, rolls back or
 # the service disappears, and fails then; it succeeds once SERVICE runs REVISION and its update
 # (if any) completed with every task running. An update status that was there when it started (an earlier failed
-# `pulumi up`) is not taken for this one.
+# `pulumi up`) is not taken for this one; when no update of REVISION starts at all (the provider
+# believes an earlier, rolled-back one applied), it fails with that.
 #
 #   swarm-watch.sh SERVICE REVISION TIMEOUT_SECONDS
 set -u
 svc=$1
 rev=$2
 timeout=$3
+quiet=45
 fmt='{{range .Spec.TaskTemplate.ContainerSpec.Env}}{{.}} {{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.StartedAt}}|{{.UpdateStatus.Message}}{{else}}none||{{end}}'
 # running: every desired task of SERVICE is running (healthy, for a task with a healthcheck).
 running() {
@@ -55,6 +57,11 @@ while :; do
         fi
         ;;
     esac
+    # After a rolled-back update the provider records the new spec as applied, so the next
+    # `pulumi up` of the same revision updates nothing: say so instead of waiting.
+    if [ "$fresh" = false ] && [ "$current" = false ] && [ $(($(date +%s) - start)) -ge "$quiet" ]; then
+      fail "$svc does not run revision $rev and no update of it started within ${quiet}s: an earlier update to it was rolled back (${state}: ${message}), and the provider recorded it as applied. Deploy another version, or run \`pulumi refresh\` first to retry this one"
+    fi
   elif [ "$seen" = true ]; then
     fail "the service $svc disappeared (the provider deletes a service whose create did not converge)"
   fi
