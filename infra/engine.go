@@ -67,3 +67,19 @@ func newEngineGuard(ctx *pulumi.Context, name string, engine Engine) (*local.Com
 		Update: pulumi.String(engineSwitchRefusal),
 	})
 }
+
+// exportCommon exports the stack outputs both engines have.
+func exportCommon(ctx *pulumi.Context, cfg *Config, network, imageID, revision pulumi.StringOutput) {
+	base := cfg.BaseURL()
+	ctx.Export("url", pulumi.String(base))
+	ctx.Export("apiUrl", pulumi.String(base+"/api/notes"))
+	ctx.Export("healthUrl", pulumi.String(base+"/readyz"))
+	ctx.Export("livenessUrl", pulumi.String(base+"/healthz"))
+	ctx.Export("dockerHost", pulumi.String(cfg.DockerHost.String()))
+	ctx.Export("engine", pulumi.String(string(cfg.Engine)))
+	ctx.Export("network", network)
+	ctx.Export("imageId", imageID)
+	ctx.Export("imageName", pulumi.String(cfg.ImageRef()))
+	ctx.Export("appVersion", pulumi.String(cfg.AppVersion))
+	ctx.Export("revision", revision)
+}

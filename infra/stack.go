@@ -149,17 +149,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 
-	base := cfg.BaseURL()
-	ctx.Export("url", pulumi.String(base))
-	ctx.Export("apiUrl", pulumi.String(base+"/api/notes"))
-	ctx.Export("healthUrl", pulumi.String(base+"/readyz"))
-	ctx.Export("livenessUrl", pulumi.String(base+"/healthz"))
-	ctx.Export("dockerHost", pulumi.String(cfg.DockerHost.String()))
-	ctx.Export("network", network)
-	ctx.Export("imageId", s.App.ImageID)
-	ctx.Export("imageName", pulumi.String(cfg.ImageRef()))
-	ctx.Export("appVersion", pulumi.String(cfg.AppVersion))
-	ctx.Export("revision", s.App.RevisionID)
+	exportCommon(ctx, cfg, network, s.App.ImageID, s.App.RevisionID)
 	ctx.Export("replicaNames", s.App.ReplicaNames)
 	ctx.Export("migrationContainer", s.App.MigrationName)
 	ctx.Export("nginxContainer", s.Proxy.Container.Name)
