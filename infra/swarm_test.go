@@ -393,3 +393,25 @@ func b64(t *testing.T, s string) string {
 	}
 	return string(b)
 }
+
+func TestSwarmExternalDatabase(t *testing.T) {
+	cfg := swarmConfig(t, map[string]string{
+		"notes:databaseUrl": "postgres://owner:" + testDBPassword + "@db.example.com:5432/notes?sslmode=require",
+	})
+	delete(cfg, "notes:dbPassword")
+	m := mustDeploy(t, "dev", cfg)
+	if m.has("notes-dev-db") || m.has("notes-dev-net-pgdata") || m.has("notes-dev-db-init-password") {
+		t.Error("an external database must not create a Postgres service, its volume or its secret")
+	}
+	checkSecretMount(t, m, m.named(t, "notes-dev-app"), databaseURLFile, "65532", 0o400, "@db.example.com:5432/notes?sslmode=require")
+	if h := str(obj(containerSpec(m.named(t, "notes-dev-backup"))["env"])["PGHOST"]); h != "db.example.com" {
+		t.Errorf("backup PGHOST = %q, want the external host", h)
+	}
+	for _, r := range m.resources {
+		for k, v := range r.Inputs {
+			if containsClear(v, testDBPassword) || containsClear(v, testAppPassword) {
+				t.Errorf("%s.%s holds a password in clear", r.Name, k)
+			}
+		}
+	}
+}

@@ -18,8 +18,8 @@ import (
 // manager when it is not, and leaves the swarm afterwards only if it did that and no other
 // service runs): up from scratch, an unchanged up, the secret scan (docker inspect of every task,
 // docker service inspect, ps), a redeploy under a minute of load from a client that never
-// retries, a version that never turns healthy refused twice while the old tasks serve, and a
-// destroy that leaves no service, secret, config, network or volume of the stack.
+// retries, a version that never turns healthy refused twice while the old tasks serve, backup
+// and restore, and a destroy that leaves no service, secret, config, network or volume of the stack.
 func TestSwarm(t *testing.T) {
 	ensureSwarmManager(t)
 	var s *stack
@@ -50,6 +50,10 @@ func TestSwarm(t *testing.T) {
 	})
 	t.Run("a version that never turns healthy is refused twice", func(t *testing.T) {
 		swarmUnhealthyVersionRefused(t, s, scan, api)
+	})
+	t.Run("backup and restore", func(t *testing.T) {
+		backupAndRestoreIn(t, serviceTask(t, s.output("databaseService")), serviceTask(t, s.output("backupService")),
+			&http.Client{Timeout: 10 * time.Second}, api)
 	})
 	scan.swarmObjects(s.prefix())
 	scan.check(t)
@@ -189,9 +193,15 @@ func checkAppTasks(t *testing.T, s *stack, rev string, n int) {
 // nginxTask is the running nginx task container's id.
 func nginxTask(t *testing.T, s *stack) string {
 	t.Helper()
-	ids := strings.Fields(docker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+s.output("nginxService")))
+	return serviceTask(t, s.output("nginxService"))
+}
+
+// serviceTask is the id of the one running task container of service.
+func serviceTask(t *testing.T, service string) string {
+	t.Helper()
+	ids := strings.Fields(docker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+service))
 	if len(ids) != 1 {
-		t.Fatalf("nginx tasks running: %v, want one", ids)
+		t.Fatalf("tasks of %s running: %v, want one", service, ids)
 	}
 	return ids[0]
 }
