@@ -107,6 +107,7 @@ func redeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, versi
 	<-done
 	stopScan()
 	l.report(t, fmt.Sprintf("redeploy to %s, %d replica(s), no Idempotency-Key, no retries", version, len(before)))
+	logSlowRequests(t, nginxName, loadStart, time.Second)
 	l.checkFailures(t)
 	l.verifyAcked(t)
 
@@ -136,6 +137,33 @@ func redeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, versi
 	if mig := s.output("migrationContainer"); slices.Contains(names, mig) {
 		t.Errorf("the exited migration container %s was not removed", mig)
 	}
+}
+
+// logSlowRequests logs nginx's access log lines (JSON) since since of requests that took longer
+// than limit, at most 10: which hop was slow (upstream_connect_time, upstream_addr with every
+// address tried) is what explains a latency outlier of a deploy.
+func logSlowRequests(t *testing.T, nginxName string, since time.Time, limit time.Duration) {
+	t.Helper()
+	out, err := exec.Command("docker", "logs", "--since", since.Format(time.RFC3339Nano), nginxName).CombinedOutput()
+	if err != nil {
+		t.Logf("nginx access log: %v", err)
+		return
+	}
+	var slow []string
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		var e struct {
+			RequestTime float64 `json:"request_time"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.RequestTime <= limit.Seconds() {
+			continue
+		}
+		n++
+		if len(slow) < 10 {
+			slow = append(slow, line)
+		}
+	}
+	t.Logf("nginx: %d requests slower than %v%s", n, limit, strings.Join(append([]string{""}, slow...), "\n  "))
 }
 
 // nginxWorkers are the PIDs of nginx's worker processes (children of the master, PID 1 of its
