@@ -127,6 +127,11 @@ func nginxConfig(args *ProxyArgs) nginx.Config {
 	// before the replica's drain ends, so the replica never closes one under a request nginx
 	// is sending (docs/service.md, Shutdown).
 	c.UpstreamKeepaliveTimeout = max(args.DrainDelay-time.Second, time.Second)
+	// A replica is on the same Docker network: a connect takes well under a millisecond, unless
+	// the address has no container behind it any more (a replica that crashed or was removed
+	// while nginx's DNS answer still names it), where the SYN goes nowhere. Give up on it after
+	// a second and try the next address, rather than after nginx's 5 s default.
+	c.ProxyConnectTimeout = time.Second
 	return c
 }
 
