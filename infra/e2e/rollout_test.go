@@ -101,13 +101,19 @@ func redeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, versi
 	stopScan := scan.during()
 	loadStart := time.Now()
 	time.Sleep(5 * time.Second)
-	timed(t, "code-change up ("+version+")", func() { s.up() })
+	var upOut string
+	timed(t, "code-change up ("+version+")", func() { upOut = s.up() })
+	for _, line := range strings.Split(upOut, "\n") {
+		if strings.Contains(line, "phase roll out: retire") || strings.Contains(line, "phase roll out: nginx") {
+			t.Logf("deploy: %s", strings.TrimSpace(line[strings.Index(line, "phase roll out"):]))
+		}
+	}
 	time.Sleep(max(5*time.Second, time.Minute-time.Since(loadStart)))
 	cancel()
 	<-done
 	stopScan()
 	l.report(t, fmt.Sprintf("redeploy to %s, %d replica(s), no Idempotency-Key, no retries", version, len(before)))
-	logSlowRequests(t, nginxName, loadStart, time.Second)
+	logNginxTrouble(t, nginxName, loadStart, time.Second)
 	l.checkFailures(t)
 	l.verifyAcked(t)
 
@@ -139,31 +145,49 @@ func redeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, versi
 	}
 }
 
-// logSlowRequests logs nginx's access log lines (JSON) since since of requests that took longer
-// than limit, at most 10: which hop was slow (upstream_connect_time, upstream_addr with every
-// address tried) is what explains a latency outlier of a deploy.
-func logSlowRequests(t *testing.T, nginxName string, since time.Time, limit time.Duration) {
+// logNginxTrouble logs, from nginx's logs since since: its access log lines (JSON) of requests
+// that took longer than limit or ended in a 5xx (at most 10 each), and its error log lines other
+// than the connect failures it fails over on. Which hop was slow or failed (upstream_addr and
+// upstream_status list every address tried) is what explains an outlier of a deploy.
+func logNginxTrouble(t *testing.T, nginxName string, since time.Time, limit time.Duration) {
 	t.Helper()
 	out, err := exec.Command("docker", "logs", "--since", since.Format(time.RFC3339Nano), nginxName).CombinedOutput()
 	if err != nil {
-		t.Logf("nginx access log: %v", err)
+		t.Logf("nginx logs: %v", err)
 		return
 	}
-	var slow []string
-	n := 0
+	var slow, failed, errs []string
+	nSlow := 0
 	for _, line := range strings.Split(string(out), "\n") {
 		var e struct {
 			RequestTime float64 `json:"request_time"`
+			Status      int     `json:"status"`
 		}
-		if json.Unmarshal([]byte(line), &e) != nil || e.RequestTime <= limit.Seconds() {
+		if json.Unmarshal([]byte(line), &e) != nil {
+			if strings.Contains(line, "[error]") && !strings.Contains(line, "Connection refused") &&
+				!strings.Contains(line, "timed out") && len(errs) < 10 {
+				errs = append(errs, line)
+			}
 			continue
 		}
-		n++
-		if len(slow) < 10 {
-			slow = append(slow, line)
+		if e.Status >= 500 && len(failed) < 10 {
+			failed = append(failed, line)
+		}
+		if e.RequestTime > limit.Seconds() {
+			nSlow++
+			if len(slow) < 10 {
+				slow = append(slow, line)
+			}
 		}
 	}
-	t.Logf("nginx: %d requests slower than %v%s", n, limit, strings.Join(append([]string{""}, slow...), "\n  "))
+	lines := func(l []string) string { return strings.Join(append([]string{""}, l...), "\n  ") }
+	t.Logf("nginx: %d requests slower than %v%s", nSlow, limit, lines(slow))
+	if len(failed) > 0 {
+		t.Logf("nginx: 5xx answers%s", lines(failed))
+	}
+	if len(errs) > 0 {
+		t.Logf("nginx: error log lines other than refused or timed-out connects%s", lines(errs))
+	}
 }
 
 // nginxWorkers are the PIDs of nginx's worker processes (children of the master, PID 1 of its
