@@ -558,7 +558,7 @@ func TestShutdownUnderLoadCutsNothing(t *testing.T) {
 	port, _ := testutil.FreePort()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	env := map[string]string{"DATABASE_URL": dsn, "HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
-		"DRAIN_DELAY": "1s", "SHUTDOWN_TIMEOUT": "30s", "SHUTDOWN_LINGER": "2s"}
+		"DRAIN_DELAY": "2s", "SHUTDOWN_TIMEOUT": "30s", "SHUTDOWN_LINGER": "2s"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -575,11 +575,12 @@ func TestShutdownUnderLoadCutsNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{
-				DisableKeepAlives: true,
-				DialContext:       (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
-			}}
 			for n := 0; ; n++ {
+				// A fresh connection per request, and HTTP/1.1 without "Connection: close", as
+				// nginx sends to an upstream without keep-alive: the service may keep the
+				// connection open after its answer.
+				tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext}
+				client := &http.Client{Transport: tr}
 				select {
 				case <-stop:
 					return
@@ -596,6 +597,7 @@ func TestShutdownUnderLoadCutsNothing(t *testing.T) {
 					_, err = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 				}
+				tr.CloseIdleConnections()
 				var oe *net.OpError
 				switch {
 				case err == nil:

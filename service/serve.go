@@ -62,8 +62,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		postgres.NewPoolCollector(pool),
 	)
 	var draining atomic.Bool
+	conns := quiesce.NewConns()
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Options{
+		Handler: conns.Handler(httpapi.New(httpapi.Options{
 			Store:        postgres.New(pool),
 			Logger:       log,
 			MaxBodyBytes: cfg.MaxBodyBytes,
@@ -71,7 +72,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Draining:     &draining,
 			Version:      version,
 			Revision:     cfg.Revision,
-		}),
+		})),
+		ConnState:         conns.ConnState,
+		ConnContext:       conns.ConnContext,
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
@@ -120,6 +123,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// would reset them after a proxy sent its request (docs/service.md).
 	if err := quiesce.Listener(ln, quiesce.Options{}); err != nil {
 		log.Warn("shutdown: closing the listener without quiescing it first", "err", err.Error())
+	}
+	// Shutdown would close a connection whose request it reads from now on without an answer.
+	if err := conns.Wait(5*time.Second, 0); err != nil {
+		log.Warn("shutdown: closing connections that sent no request yet", "err", err.Error())
 	}
 	log.Info("shutdown: closing listener, waiting for in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

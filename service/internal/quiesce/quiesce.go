@@ -8,7 +8,9 @@
 // listener stops answering new connection requests (a socket filter drops pure SYNs, so the
 // peer retries its SYN and, once the listener is closed, gets a refusal it can fail over on
 // safely), then it waits until the handshakes in progress completed and the server accepted
-// everything queued. Closing the listener after that loses nothing.
+// everything queued. Conns then waits until every accepted connection's request reached its
+// handler (net/http's Shutdown drops a request it reads after it began). Shutting the server
+// down after both loses nothing.
 package quiesce
 
 import (
