@@ -104,3 +104,18 @@ func control(rc syscall.RawConn, f func(fd int) error) error {
 	}
 	return ferr
 }
+
+// Available reports whether Listener can work here: nil, or why not (the platform, or a kernel
+// that lets only CAP_BPF attach socket filters, which makes it fail with EPERM in a container).
+func Available() error {
+	ln, err := Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("quiesce: %w", err)
+	}
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		return fmt.Errorf("quiesce: %w", err)
+	}
+	return control(rc, refuseSYN)
+}

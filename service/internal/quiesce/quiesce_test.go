@@ -21,6 +21,9 @@ import (
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
+	if err := quiesce.Available(); err != nil {
+		t.Skipf("quiesce is not available here: %v", err)
+	}
 	ln, err := quiesce.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
