@@ -1,6 +1,7 @@
 package main
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -18,14 +19,20 @@ import (
 // the triggers of the Revision command, whose output (a random id) is part of the replica and
 // migration container names. A change therefore gives new names, so Pulumi's default
 // create-before-delete replacement can start the new replicas next to the old ones (no fixed
-// names, no host ports), waits for them to be healthy, lets the Proxy rewrite the upstream list
-// and reload, and Retire stops the old replicas once nginx no longer routes to them.
+// names, no host ports) and waits for them to be healthy. They join the stack's replica alias,
+// which nginx resolves at run time, so they take traffic without an nginx change or reload; the
+// Smoke proof checks them, and only then Retire takes the old ones out of the alias and stops
+// them.
 type App struct {
 	pulumi.ResourceState
 
 	Image     *local.Command // docker build on the target daemon; stdout ends with the image id
 	Revision  *local.Command
-	Migration *docker.Container
+	Migration *local.Command // scripts/migrate.sh on the host
+	// MigrationName is the (removed) migration container's name; MigrationStatus its exit
+	// status, "0" (the command fails otherwise).
+	MigrationName   pulumi.StringOutput
+	MigrationStatus pulumi.StringOutput
 	// Ready is every replica: what the nginx configuration waits for.
 	Ready []pulumi.Resource
 
@@ -44,6 +51,7 @@ type replicaSpec struct {
 	MemoryMB        int
 	CPUs            string
 	StopGrace       int
+	Linger          string
 	Network         string
 	Version         int // bump when the container definition below changes
 }
@@ -70,8 +78,9 @@ type AppArgs struct {
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 	MemoryMB        int
-	CPUs            string // as the docker provider reads it back (Config.DockerCPUs)
-	StopGrace       int    // seconds between SIGTERM and SIGKILL
+	CPUs            string        // as the docker provider reads it back (Config.DockerCPUs)
+	StopGrace       int           // seconds between SIGTERM and SIGKILL
+	Linger          time.Duration // SHUTDOWN_LINGER: a drained replica keeps its address this long
 	Network         pulumi.StringOutput
 	NetworkName     string // Network's name, known before it exists (part of the replica spec)
 
@@ -120,8 +129,8 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	spec := replicaSpec{
 		LogLevel:   args.LogLevel,
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
-		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace,
-		Network: args.NetworkName, Version: 1,
+		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
+		Network: args.NetworkName, Version: 2,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -151,80 +160,83 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		return s, nil
 	})).(pulumi.StringOutput)
 
-	network := docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}}
-	hardening := func(c *docker.ContainerArgs) *docker.ContainerArgs {
-		c.User = pulumi.String("65532:65532")
-		c.ReadOnly = pulumi.Bool(true)
-		c.Tmpfs = pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")}
-		c.Capabilities = docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})}
-		c.SecurityOpts = pulumi.ToStringArray([]string{"no-new-privileges"})
-		c.Memory = pulumi.Int(args.MemoryMB)
-		c.MemorySwap = pulumi.Int(args.MemoryMB)
-		c.Cpus = pulumi.String(args.CPUs)
-		c.LogDriver = pulumi.String("json-file")
-		c.LogOpts = logOpts()
-		c.NetworksAdvanced = network
-		return c
-	}
-
-	// Phase migrate: `notes migrate up` as the owner; it also creates/rotates the notes_app role.
-	// attach=true makes the provider wait for the exit; mustRun=false keeps the exited container
-	// (so the next `pulumi up` sees no change); the exit code is checked below.
-	mig, err := docker.NewContainer(ctx, name+"-migrate", hardening(&docker.ContainerArgs{
-		Name:    pulumi.Sprintf("%s-%s", objectName(args.Stack, "migrate"), a.RevisionID),
-		Image:   a.ImageID,
-		Command: pulumi.ToStringArray([]string{"migrate", "up"}),
-		Envs: pulumi.StringArray{
-			pulumi.Sprintf("DATABASE_URL=%s", args.OwnerURL),
-			pulumi.String("APP_DB_ROLE=" + AppRole),
-			pulumi.Sprintf("APP_DB_PASSWORD=%s", args.AppPassword),
-			pulumi.String("LOG_LEVEL=" + args.LogLevel),
-			pulumi.String("LOG_FORMAT=json"),
-		},
-		Attach:  pulumi.Bool(true),
-		Logs:    pulumi.Bool(true),
-		MustRun: pulumi.Bool(false),
-		Restart: pulumi.String("no"),
-		Labels:  containerLabels(args.Stack, "migrate", "org.opencontainers.image.version", args.AppVersion),
-	}), pulumi.Parent(a), prov, pulumi.DependsOn(args.DatabaseReady), createBeforeDelete)
+	// Phase migrate: `notes migrate up` as the owner (it also creates/rotates the notes_app
+	// role), in a throwaway container on the host (scripts/migrate.sh): the secrets travel on
+	// the command's secret stdin into files of that container, which is removed once it exited.
+	// A non-zero exit fails the update before any replica is created or replaced. The name holds
+	// the revision: a new revision (image, settings, secrets) runs it again.
+	migName := pulumi.Sprintf("%s-%s", objectName(args.Stack, "migrate"), a.RevisionID)
+	migCmd := pulumi.All(migName, a.ImageID, args.Network).ApplyT(func(v []any) string {
+		cmd, _ := args.OnHost.Script(migrateScript, append([]string{v[0].(string), v[1].(string)},
+			migrateOptions(args, v[2].(string))...)...)
+		return cmd
+	}).(pulumi.StringOutput)
+	_, migEnv := args.OnHost.Script(migrateScript)
+	migSecrets := pulumi.ToSecret(pulumi.All(args.OwnerURL, args.AppPassword).ApplyT(func(v []any) (string, error) {
+		return secretTarBase64(map[string][]byte{
+			strings.TrimPrefix(databaseURLFile, "/"): []byte(v[0].(string)),
+			strings.TrimPrefix(appPasswordFile, "/"): []byte(v[1].(string)),
+		}, serviceUID)
+	})).(pulumi.StringOutput)
+	mig, err := local.NewCommand(ctx, name+"-migrate", &local.CommandArgs{
+		Create:      migCmd,
+		Environment: migEnv,
+		Stdin:       migSecrets,
+		Triggers:    pulumi.Array{a.RevisionID},
+		Logging:     local.LoggingStdoutAndStderr,
+	}, pulumi.Parent(a), pulumi.DependsOn(append(append([]pulumi.Resource{}, args.HostReady...), args.DatabaseReady...)))
 	if err != nil {
 		return nil, err
 	}
 	a.Migration = mig
-	// Fails the update (before any replica is created or replaced) unless the migration exited 0.
-	migrated := pulumi.All(mig.ExitCode, mig.ContainerLogs, mig.Name).ApplyT(func(v []any) (string, error) {
-		code, name := v[0].(int), v[2].(string)
-		if code != 0 {
-			logs := ""
-			if l, ok := v[1].(string); ok {
-				logs = tail(l, 30)
-			}
-			return "", fmt.Errorf("phase migrate: migration container %s exited with status %d; replicas were not changed.\n%s", name, code, logs)
-		}
-		if err := ctx.Log.Info(fmt.Sprintf("phase migrate: %s exited 0", name), &pulumi.LogArgs{Resource: mig}); err != nil {
-			return "", err
-		}
-		return "ok", nil
+	a.MigrationName = migName
+	// "0" once the migration exited 0 (the command fails otherwise): the proof checks it.
+	a.MigrationStatus = mig.Stdout.ApplyT(func(out string) (string, error) {
+		return migrationStatus(out)
 	}).(pulumi.StringOutput)
 
-	// Phase roll out (first half): the new replicas, next to the old ones. The Proxy then routes
-	// to them and Retire stops the old ones.
+	// Phase roll out (first half): the new replicas, next to the old ones, under the stack's
+	// replica alias on the network (nginx resolves it at run time). The proof then checks them
+	// and Retire takes the old ones out of the alias and stops them.
+	network := docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
+		Name:    args.Network,
+		Aliases: pulumi.ToStringArray([]string{ReplicaAlias(args.Stack)}),
+	}}
 	var names pulumi.StringArray
 	for i := 1; i <= args.Replicas; i++ {
-		r, err := docker.NewContainer(ctx, fmt.Sprintf("%s-%d", name, i), hardening(&docker.ContainerArgs{
+		r, err := docker.NewContainer(ctx, fmt.Sprintf("%s-%d", name, i), &docker.ContainerArgs{
 			Name:    pulumi.Sprintf("%s-%d-%s", name, i, a.RevisionID),
 			Image:   a.ImageID,
 			Command: pulumi.ToStringArray([]string{"serve"}),
+			User:    pulumi.String(serviceUser),
+			// The uploaded secret file is root's (the provider writes uploads as root), readable
+			// by group 0: the replica's only supplementary group.
+			GroupAdds: pulumi.ToStringArray([]string{"0"}),
+			// Not read-only: Docker refuses uploads (the secret file) into a read-only root
+			// filesystem, and the provider uploads to the root filesystem even below a volume.
+			// The process cannot write to it anyway: non-root, no capabilities, every directory
+			// of the image root's and not group- or world-writable; /tmp is a tmpfs.
+			Tmpfs:        pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")},
+			Uploads:      docker.ContainerUploadArray{docker.ContainerUploadArgs{File: pulumi.String(databaseURLFile), Content: args.AppURL, Permissions: pulumi.String("0440")}},
+			Capabilities: docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
+			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),
+			Memory:       pulumi.Int(args.MemoryMB),
+			MemorySwap:   pulumi.Int(args.MemoryMB),
+			Cpus:         pulumi.String(args.CPUs),
+			LogDriver:    pulumi.String("json-file"),
+			LogOpts:      logOpts(),
 			Envs: pulumi.StringArray{
-				pulumi.Sprintf("DATABASE_URL=%s", args.AppURL),
+				pulumi.String("DATABASE_URL_FILE=" + databaseURLFile),
+				pulumi.Sprintf("NOTES_REVISION=%s", a.RevisionID),
 				pulumi.String("HTTP_ADDR=:8080"),
 				pulumi.String("LOG_LEVEL=" + args.LogLevel),
 				pulumi.String("LOG_FORMAT=json"),
 				pulumi.String("DRAIN_DELAY=" + args.DrainDelay.String()),
 				pulumi.String("SHUTDOWN_TIMEOUT=" + args.ShutdownTimeout.String()),
+				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
 			},
-			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve,
-			// before nginx sends it traffic.
+			NetworksAdvanced: network,
+			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve.
 			Healthcheck: docker.ContainerHealthcheckArgs{
 				Tests:       pulumi.ToStringArray([]string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"}),
 				Interval:    pulumi.String("3s"),
@@ -239,9 +251,9 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			StopTimeout:         pulumi.Int(args.StopGrace),
 			DestroyGraceSeconds: pulumi.Int(args.StopGrace),
 			Labels: append(containerLabels(args.Stack, "app", "org.opencontainers.image.version", args.AppVersion),
-				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.migration"), Value: migrated}),
-		}), pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete,
-			// Retire (retire.go) stops old replicas once Nginx no longer routes to them.
+				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.revision"), Value: a.RevisionID}),
+		}, pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete,
+			// Retire (retire.go) stops old replicas once the new ones are proven.
 			pulumi.RetainOnDelete(true))
 		if err != nil {
 			return nil, err
@@ -255,11 +267,60 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		"imageName":    pulumi.String(args.ImageRef),
 		"revision":     a.RevisionID,
 		"replicaNames": a.ReplicaNames,
-		"migration":    mig.Name,
+		"migration":    migName,
 	}); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// The service's user (the image's nonroot) and where its secrets are, inside its containers.
+const (
+	serviceUser     = "65532:65532"
+	serviceUID      = 65532
+	secretsDir      = "/run/secrets"
+	databaseURLFile = secretsDir + "/database-url"
+	appPasswordFile = secretsDir + "/app-db-password"
+)
+
+//go:embed scripts/migrate.sh
+var migrateScript string
+
+// ReplicaAlias is the network alias every replica of the stack joins; nginx resolves it.
+func ReplicaAlias(stack string) string { return objectName(stack, "app") }
+
+// migrateOptions are the docker create options of the migration container: hardened like the
+// replicas, except the root filesystem (docker cp, which delivers the secrets, refuses a
+// read-only one), and no secret among them.
+func migrateOptions(args *AppArgs, network string) []string {
+	opts := []string{
+		"--user", serviceUser, "--network", network,
+		"--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+		"--memory", fmt.Sprintf("%dm", args.MemoryMB), "--memory-swap", fmt.Sprintf("%dm", args.MemoryMB), "--cpus", args.CPUs,
+		"--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=3",
+		"--label", "com.notes-stack.stack=" + args.Stack, "--label", "com.notes-stack.role=migrate",
+		"--label", "org.opencontainers.image.version=" + args.AppVersion,
+	}
+	for _, e := range []string{
+		"DATABASE_URL_FILE=" + databaseURLFile,
+		"APP_DB_ROLE=" + AppRole,
+		"APP_DB_PASSWORD_FILE=" + appPasswordFile,
+		"LOG_LEVEL=" + args.LogLevel,
+		"LOG_FORMAT=json",
+	} {
+		opts = append(opts, "--env", e)
+	}
+	return opts
+}
+
+// migrationStatus is the migration's exit status from the last line scripts/migrate.sh prints.
+func migrationStatus(out string) (string, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "phase migrate: ") || !strings.HasSuffix(last, " exited 0") {
+		return "", fmt.Errorf("phase migrate: no exit status in the migration's output (last line %q)", last)
+	}
+	return "0", nil
 }
 
 // createBeforeDelete overrides the Terraform bridge's default for explicitly named resources:
@@ -267,18 +328,3 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 // before the new one exists, and nginx answers 502 in between). Our names change with every
 // revision, so create-before-delete cannot conflict.
 var createBeforeDelete = pulumi.DeleteBeforeReplace(false)
-
-func tail(s string, n int) string {
-	// Docker's log stream has binary frame headers; keep printable text only.
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' || (r >= ' ' && r != 0x7f && r != 0xfffd) {
-			return r
-		}
-		return -1
-	}, s)
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

@@ -24,7 +24,9 @@ const BackupCommand = "/usr/local/bin/notes-backup"
 //
 // The connection reaches pg_dump/pg_restore through libpq's PG* environment variables (built from
 // the owner URL), never through their argv: a --dbname=postgres://owner:password@... argument is
-// readable by every user of the host in `ps`. PGPASSWORD is a secret input (encrypted in state).
+// readable by every user of the host in `ps`. The password is in a .pgpass file (PGPASSFILE,
+// mode 0400, the container runs as root), uploaded from a secret: never in the environment,
+// which `docker inspect` shows.
 type Backups struct {
 	pulumi.ResourceState
 
@@ -80,16 +82,19 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 			conn.env("PGSSLMODE"),
 			conn.env("PGCONNECT_TIMEOUT"),
 			conn.env("PGAPPNAME"),
-			conn.password(),
+			pulumi.String("PGPASSFILE=" + backupPassFile),
 			pulumi.String("BACKUP_DIR=/backups"),
 			pulumi.String(fmt.Sprintf("BACKUP_INTERVAL=%d", int(args.Interval.Seconds()))),
 			pulumi.String(fmt.Sprintf("BACKUP_RETENTION=%d", args.Keep)),
 		},
-		Uploads: docker.ContainerUploadArray{docker.ContainerUploadArgs{
-			File:       pulumi.String(BackupCommand),
-			Content:    pulumi.String(backupScript),
-			Executable: pulumi.Bool(true),
-		}},
+		Uploads: docker.ContainerUploadArray{
+			docker.ContainerUploadArgs{
+				File:       pulumi.String(BackupCommand),
+				Content:    pulumi.String(backupScript),
+				Executable: pulumi.Bool(true),
+			},
+			docker.ContainerUploadArgs{File: pulumi.String(backupPassFile), Content: conn.passfile(), Permissions: pulumi.String("0400")},
+		},
 		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
 			VolumeName: args.Volume, ContainerPath: pulumi.String("/backups"), ReadOnly: pulumi.Bool(false),
 		}},
@@ -129,10 +134,23 @@ func (c pgConn) env(name string) pulumi.StringOutput {
 	return pulumi.Unsecret(pulumi.Sprintf("%s=%s", name, v)).(pulumi.StringOutput)
 }
 
-// password is PGPASSWORD=..., always secret.
-func (c pgConn) password() pulumi.StringOutput {
-	v := c.params.MapIndex(pulumi.String("PGPASSWORD"))
-	return pulumi.ToSecret(pulumi.Sprintf("PGPASSWORD=%s", v)).(pulumi.StringOutput)
+// backupPassFile is the .pgpass file in the backup container.
+const backupPassFile = "/run/secrets/pgpass"
+
+// passfile is the content of a .pgpass file for the connection, always secret.
+func (c pgConn) passfile() pulumi.StringOutput {
+	return pulumi.ToSecret(c.params.ApplyT(func(p map[string]string) string {
+		return pgpassLine(p["PGHOST"], p["PGPORT"], p["PGDATABASE"], p["PGUSER"], p["PGPASSWORD"])
+	})).(pulumi.StringOutput)
+}
+
+// pgpassLine is one .pgpass line (libpq: ':' and '\' in a field are escaped with '\').
+func pgpassLine(fields ...string) string {
+	esc := strings.NewReplacer(`\`, `\\`, ":", `\:`)
+	for i, f := range fields {
+		fields[i] = esc.Replace(f)
+	}
+	return strings.Join(fields, ":") + "\n"
 }
 
 // pgURLParams maps the query parameters of a connection URL the backup container supports to

@@ -21,14 +21,18 @@ func backupEnv(t *testing.T, m *mocks, stack string) (*mockRes, map[string]strin
 }
 
 // checkBackupSecrets: no password in the command line of the backup container (ps on the host
-// shows it), the password travels only in a secret PGPASSWORD env entry.
+// shows it) nor in its environment (docker inspect shows it): it travels only in a secret .pgpass
+// upload, mode 0400, named by PGPASSFILE.
 func checkBackupSecrets(t *testing.T, b *mockRes, password string) {
 	t.Helper()
-	for _, k := range []string{"entrypoints", "commands", "command", "entrypoint"} {
+	for _, k := range []string{"entrypoints", "commands", "command", "entrypoint", "labels"} {
 		v := prop(b, k)
+		if containsAnywhere(v, password) {
+			t.Errorf("backup container %s carries the password", k)
+		}
 		for _, s := range strs(v) {
-			if strings.Contains(s, password) || strings.Contains(s, "://") || strings.Contains(s, "--dbname") {
-				t.Errorf("backup container %s = %q carries a connection string or password", k, s)
+			if strings.Contains(s, "://") || strings.Contains(s, "--dbname") {
+				t.Errorf("backup container %s = %q carries a connection string", k, s)
 			}
 		}
 	}
@@ -40,23 +44,18 @@ func checkBackupSecrets(t *testing.T, b *mockRes, password string) {
 	for _, e := range envs.ArrayValue() {
 		s := str(e)
 		switch {
-		case strings.HasPrefix(s, "PGPASSWORD="):
-			found = true
-			if !isSecret(e) {
-				t.Error("backup env PGPASSWORD is not secret")
-			}
-			if s != "PGPASSWORD="+password {
-				t.Errorf("backup env PGPASSWORD does not hold the owner password")
-			}
 		case strings.Contains(s, password):
-			t.Errorf("backup env %s holds the password outside PGPASSWORD", s[:strings.Index(s, "=")])
-		case strings.HasPrefix(s, "DATABASE_URL="):
-			t.Error("backup env still has DATABASE_URL")
+			t.Errorf("backup env %s holds the password", s[:strings.Index(s, "=")])
+		case strings.HasPrefix(s, "PGPASSWORD="), strings.HasPrefix(s, "DATABASE_URL="):
+			t.Errorf("backup env still has %s", s[:strings.Index(s, "=")])
+		case s == "PGPASSFILE="+backupPassFile:
+			found = true
 		}
 	}
 	if !found {
-		t.Error("backup env has no PGPASSWORD")
+		t.Error("backup env has no PGPASSFILE=" + backupPassFile)
 	}
+	checkSecretUpload(t, b, backupPassFile, password, "0400")
 	// The script must not put a connection string on the command line of pg_dump/pg_restore.
 	script := strings.ReplaceAll(backupScript, "\\\n", " ")
 	for _, line := range strings.Split(script, "\n") {
@@ -64,7 +63,7 @@ func checkBackupSecrets(t *testing.T, b *mockRes, password string) {
 		if strings.HasPrefix(l, "#") {
 			continue
 		}
-		if strings.Contains(l, "DATABASE_URL") || strings.Contains(l, "PGPASSWORD") && !strings.HasPrefix(l, "need_db") {
+		if strings.Contains(l, "DATABASE_URL") || strings.Contains(l, "PGPASSWORD") {
 			t.Errorf("backup script references a secret in %q", l)
 		}
 		if (strings.Contains(l, "pg_dump ") || strings.Contains(l, "pg_restore ")) && strings.Contains(l, "--dbname") && !strings.Contains(l, `--dbname="$PGDATABASE"`) {
@@ -88,8 +87,8 @@ func TestBackupContainerDatabase(t *testing.T) {
 	checkBackupSecrets(t, b, testDBPassword)
 	// Only the password is secret: the rest stays readable in previews.
 	for _, e := range prop(b, "envs").ArrayValue() {
-		if s := str(e); !strings.HasPrefix(s, "PGPASSWORD=") && isSecret(e) {
-			t.Errorf("backup env %s is secret, want only PGPASSWORD", s[:strings.Index(s, "=")])
+		if s := str(e); isSecret(e) {
+			t.Errorf("backup env %s is secret, want none (the password is a file)", s[:strings.Index(s, "=")])
 		}
 	}
 }

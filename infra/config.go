@@ -320,10 +320,10 @@ func (c *Config) DockerCPUs() string {
 	return s
 }
 
-// StopGrace is how long Docker waits after SIGTERM before it kills a replica: the drain delay,
-// the shutdown timeout and a margin.
-func (c *Config) StopGrace() int {
-	return int((c.DrainDelay + c.ShutdownTimeout + 5*time.Second).Seconds())
+// DrainWait bounds a replica's drain, from SIGTERM to its "drained" line: the drain delay, the
+// shutdown timeout and a margin.
+func (c *Config) DrainWait() time.Duration {
+	return c.DrainDelay + c.ShutdownTimeout + 5*time.Second
 }
 
 // Name returns the container/resource name notes-<stack>-<role>[-suffix...].

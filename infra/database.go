@@ -1,6 +1,7 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"net/url"
 	"strings"
@@ -9,6 +10,15 @@ import (
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
+
+// Paths inside the Postgres container.
+const (
+	dbPasswordFile = "/run/secrets/postgres-password"
+	dbEntrypoint   = "/usr/local/bin/notes-db-entrypoint"
+)
+
+//go:embed scripts/db-entrypoint.sh
+var dbEntrypointScript string
 
 // DatabaseArgs is what the Database component uses. With ExternalURL set, no container is
 // created and only the connection strings are derived.
@@ -101,7 +111,14 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		Envs: pulumi.StringArray{
 			pulumi.String("POSTGRES_USER=" + args.Owner),
 			pulumi.String("POSTGRES_DB=" + args.Name),
-			pulumi.Sprintf("POSTGRES_PASSWORD=%s", args.Password),
+			pulumi.String("POSTGRES_PASSWORD_FILE=" + dbPasswordFile),
+		},
+		// The password reaches the image's entrypoint as a file, never in the environment.
+		Entrypoints: pulumi.ToStringArray([]string{"/bin/sh", dbEntrypoint}),
+		Command:     pulumi.ToStringArray([]string{"postgres"}),
+		Uploads: docker.ContainerUploadArray{
+			docker.ContainerUploadArgs{File: pulumi.String(dbPasswordFile), Content: args.Password, Permissions: pulumi.String("0400")},
+			docker.ContainerUploadArgs{File: pulumi.String(dbEntrypoint), Content: pulumi.String(dbEntrypointScript), Permissions: pulumi.String("0555")},
 		},
 		Volumes: docker.ContainerVolumeArray{docker.ContainerVolumeArgs{
 			VolumeName:    args.DataVolume,
@@ -132,10 +149,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		LogOpts:             logOpts(),
 		Labels:              containerLabels(args.Stack, "db"),
 	}, pulumi.Parent(d), prov,
-		// POSTGRES_* only act when the data directory is first initialised; a changed env would
-		// only recreate (stop, then start) the database. Password changes go through
-		// PasswordCmd below instead.
-		pulumi.IgnoreChanges([]string{"envs"}))
+		// POSTGRES_* (and the password file) only act when the data directory is first
+		// initialised; a change would only recreate (stop, then start) the database. Password
+		// changes go through the password command below instead.
+		pulumi.IgnoreChanges([]string{"envs", "uploads"}))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,8 +32,10 @@ const (
 type mocks struct {
 	mu        sync.Mutex
 	resources []*mockRes
-	// migrationExit is the exit code the migration container reports.
+	// migrationExit is the exit status scripts/migrate.sh reports.
 	migrationExit int
+	// revision is what the revision command prints; "0a1b2c3d" when empty.
+	revision string
 }
 
 type mockRes struct {
@@ -64,19 +67,22 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "command:local:Command":
 		switch {
 		case strings.HasSuffix(args.Name, "-revision"):
-			outs["stdout"] = resource.NewStringProperty("0a1b2c3d")
+			rev := m.revision
+			if rev == "" {
+				rev = "0a1b2c3d"
+			}
+			outs["stdout"] = resource.NewStringProperty(rev)
 		case strings.HasSuffix(args.Name, "-image"):
 			outs["stdout"] = resource.NewStringProperty("sha256:" + strings.Repeat("ab", 32))
+		case strings.HasSuffix(args.Name, "-migrate"):
+			if m.migrationExit != 0 {
+				// scripts/migrate.sh exits with the migration's status; the command fails.
+				return "", nil, fmt.Errorf("phase migrate: migration container x exited with status %d; replicas were not changed", m.migrationExit)
+			}
+			outs["stdout"] = resource.NewStringProperty("migration log line\nphase migrate: notes-x-migrate-0a1b2c3d exited 0\n")
 		default:
 			outs["stdout"] = resource.NewStringProperty("")
 		}
-	case "docker:index/container:Container":
-		code := 0
-		if strings.HasSuffix(args.Name, "-migrate") {
-			code = m.migrationExit
-		}
-		outs["exitCode"] = resource.NewNumberProperty(float64(code))
-		outs["containerLogs"] = resource.NewStringProperty("migration log line")
 	case "docker:index/remoteImage:RemoteImage":
 		outs["imageId"] = resource.NewStringProperty("sha256:" + strings.Repeat("cd", 32))
 	}
@@ -312,7 +318,23 @@ func urnOf(r *mockRes) string { return r.Name }
 // renderedFiles decodes the nginx config command's stdin (base64 tar.gz).
 func renderedFiles(t *testing.T, r *mockRes) map[string]string {
 	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(str(prop(r, "stdin")))
+	files := map[string]string{}
+	for name, f := range untarB64(t, str(prop(r, "stdin"))) {
+		files[name] = f.content
+	}
+	return files
+}
+
+type tarFile struct {
+	content string
+	mode    int64
+	uid     int
+}
+
+// untarB64 unpacks a base64 tar.gz (a command's stdin).
+func untarB64(t *testing.T, b64 string) map[string]tarFile {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		t.Fatalf("stdin is not base64: %v", err)
 	}
@@ -321,7 +343,7 @@ func renderedFiles(t *testing.T, r *mockRes) map[string]string {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(gz)
-	files := map[string]string{}
+	files := map[string]tarFile{}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -330,27 +352,13 @@ func renderedFiles(t *testing.T, r *mockRes) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(tr)
-		files[h.Name] = string(b)
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = tarFile{content: string(b), mode: h.Mode, uid: h.Uid}
 	}
 	return files
-}
-
-var upstreamRE = regexp.MustCompile(`(?m)^\s*server\s+([^\s;]+)`)
-
-func upstreamServers(conf string) []string {
-	i := strings.Index(conf, "upstream notes")
-	if i < 0 {
-		return nil
-	}
-	block := conf[i:]
-	block = block[:strings.Index(block, "}")]
-	var out []string
-	for _, m := range upstreamRE.FindAllStringSubmatch(block, -1) {
-		out = append(out, m[1])
-	}
-	sort.Strings(out)
-	return out
 }
 
 func replicas(m *mocks, stack string) []*mockRes {
@@ -361,4 +369,52 @@ func replicas(m *mocks, stack string) []*mockRes {
 		}
 	}
 	return out
+}
+
+// containsAnywhere reports whether s appears anywhere in v, secret or not.
+func containsAnywhere(v resource.PropertyValue, s string) bool {
+	v = unsecret(v)
+	switch {
+	case v.IsString():
+		return strings.Contains(v.StringValue(), s)
+	case v.IsArray():
+		for _, e := range v.ArrayValue() {
+			if containsAnywhere(e, s) {
+				return true
+			}
+		}
+	case v.IsObject():
+		for _, e := range v.ObjectValue() {
+			if containsAnywhere(e, s) {
+				return true
+			}
+		}
+	case v.IsOutput():
+		return containsAnywhere(v.OutputValue().Element, s)
+	}
+	return false
+}
+
+// checkSecretUpload: container r uploads file with a secret content that holds want, with the
+// given permissions.
+func checkSecretUpload(t *testing.T, r *mockRes, file, want, perm string) {
+	t.Helper()
+	for _, u := range unsecret(prop(r, "uploads")).ArrayValue() {
+		u = unsecret(u)
+		if !u.IsObject() || str(u.ObjectValue()["file"]) != file {
+			continue
+		}
+		c := u.ObjectValue()["content"]
+		if !isSecret(c) {
+			t.Errorf("%s: upload %s is not secret", r.Name, file)
+		}
+		if !strings.Contains(str(c), want) {
+			t.Errorf("%s: upload %s does not hold the secret", r.Name, file)
+		}
+		if got := str(u.ObjectValue()["permissions"]); got != perm {
+			t.Errorf("%s: upload %s has permissions %q, want %q", r.Name, file, got, perm)
+		}
+		return
+	}
+	t.Errorf("%s uploads no %s", r.Name, file)
 }

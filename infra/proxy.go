@@ -3,6 +3,8 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"maps"
+	"time"
 
 	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
@@ -21,6 +23,9 @@ const (
 	upstreamPort    = 8080
 	placeholderDir  = "tls-placeholder"
 	nginxInstallTmp = "/tmp/notes-nginx"
+	// resolveSiteFile is the site in the "server ... resolve" form, outside conf.d (not loaded)
+	// until nginx-install.sh finds an nginx that takes it.
+	resolveSiteFile = "notes-resolve/notes.conf"
 )
 
 //go:embed scripts/nginx-install.sh
@@ -62,9 +67,14 @@ type ProxyArgs struct {
 	TLSKey      pulumi.StringOutput // secret, tls=provided
 	ACME        ACMEArgs            // tls=acme
 
-	// Upstreams are the replicas' container names; the configuration is installed once all of
-	// UpstreamsReady exist.
-	Upstreams      pulumi.StringArrayOutput
+	// UpstreamDNS is the replicas' network alias: nginx resolves it at run time (Docker's
+	// embedded DNS), so an app deploy changes nothing here and reloads nothing.
+	UpstreamDNS string
+	DrainDelay  time.Duration // the replicas': nginx's idle upstream connections close before it ends
+	// UpstreamsReady (the replicas) is only what the configuration command waits for, not one
+	// of its inputs: its first installation finds the alias with an address (a stack that
+	// switches from named upstreams to the alias would otherwise answer 502 until its new
+	// replicas exist), and an app deploy, which replaces the replicas, does not re-run it.
 	UpstreamsReady []pulumi.Resource
 }
 
@@ -78,7 +88,9 @@ type ACMEArgs struct {
 }
 
 // Proxy is the nginx container (created once, never replaced by an app deploy) and the command
-// that installs the rendered configuration into it and reloads nginx gracefully.
+// that installs the rendered configuration into it and reloads nginx gracefully. The
+// configuration names the replicas by their alias only, so the command runs when the nginx
+// settings or the container change, never on an app deploy.
 type Proxy struct {
 	pulumi.ResourceState
 
@@ -91,13 +103,16 @@ type Proxy struct {
 	CertbotName pulumi.StringOutput
 }
 
-// nginxConfig is the nginx package configuration for the given upstream host:port list.
-func nginxConfig(args *ProxyArgs, upstreams []string) nginx.Config {
+// nginxConfig is the nginx package configuration: the replicas by their alias, resolved at run
+// time through Docker's embedded DNS with a short cache (nginx.Defaults: ResolverValid 1s; retire
+// waits longer than that).
+func nginxConfig(args *ProxyArgs) nginx.Config {
 	c := nginx.Defaults()
 	if args.Domain != "" {
 		c.ServerNames = []string{args.Domain}
 	}
-	c.Upstreams = upstreams
+	c.UpstreamDNS = args.UpstreamDNS
+	c.UpstreamPort = upstreamPort
 	c.HTTPPort = nginxHTTPPort
 	c.HTTPSPort = nginxHTTPSPort
 	c.RedirectPort = args.HTTPSPort
@@ -108,21 +123,39 @@ func nginxConfig(args *ProxyArgs, upstreams []string) nginx.Config {
 	c.TLS.CertFile, c.TLS.KeyFile = nginxTLSCert, nginxTLSKey
 	// Docker's embedded DNS, for run-time lookups.
 	c.Resolver = []string{"127.0.0.11"}
+	// With upstream keep-alive (the resolve form), nginx closes an idle connection to a replica
+	// before the replica's drain ends, so the replica never closes one under a request nginx
+	// is sending (docs/service.md, Shutdown).
+	c.UpstreamKeepaliveTimeout = max(args.DrainDelay-time.Second, time.Second)
+	// A replica is on the same Docker network: a connect takes well under a millisecond, unless
+	// the address has no container behind it any more (a replica that crashed or was removed
+	// while nginx's DNS answer still names it), where the SYN goes nowhere. Give up on it after
+	// a second and try the next address, rather than after nginx's 5 s default.
+	c.ProxyConnectTimeout = time.Second
 	return c
 }
 
-// renderNginx renders and validates the configuration for the upstream list.
-func renderNginx(args *ProxyArgs, upstreamNames []string) (map[string][]byte, error) {
-	ups := make([]string, len(upstreamNames))
-	for i, n := range upstreamNames {
-		ups[i] = fmt.Sprintf("%s:%d", n, upstreamPort)
-	}
-	c := nginxConfig(args, ups)
-	if err := c.Validate(); err != nil {
+// renderNginx renders and validates the configuration: the variable proxy_pass form every nginx
+// takes as conf.d/notes.conf, and the "server ... resolve" form (nginx >= 1.27.3, keeps the
+// upstream keep-alive pool) as resolveSiteFile, which scripts/nginx-install.sh installs instead
+// when the running nginx has it.
+func renderNginx(args *ProxyArgs) (map[string][]byte, error) {
+	c := nginxConfig(args)
+	files, err := nginx.Render(c)
+	if err != nil {
 		return nil, err
 	}
-	return nginx.Render(c)
+	c.UpstreamResolve = true
+	alt, err := nginx.Render(c)
+	if err != nil {
+		return nil, err
+	}
+	files[resolveSiteFile] = alt[nginx.SiteFile]
+	return files, nil
 }
+
+// nginxDNSValid is how long nginx caches the alias's addresses (nginx.Defaults' ResolverValid).
+func nginxDNSValid() time.Duration { return nginx.Defaults().ResolverValid }
 
 // NewProxy registers the Proxy component name (notes-<stack>-nginx, also the container's name):
 // the nginx side of the roll-out phase.
@@ -134,10 +167,12 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 	prov := pulumi.Provider(args.Provider)
 	acme := args.TLS == nginx.TLSACME
 
-	// Fail early (at preview) when the configuration does not validate.
-	if _, err := renderNginx(args, []string{"preview-check"}); err != nil {
+	// Rendered once, from the configuration alone: nothing of the app is in it.
+	files, err := renderNginx(args)
+	if err != nil {
 		return nil, fmt.Errorf("nginx configuration: %w", err)
 	}
+	renderedHash := hashFiles(files)
 
 	img, err := docker.NewRemoteImage(ctx, name+"-image", &docker.RemoteImageArgs{
 		Name:        pulumi.String(args.Image),
@@ -212,31 +247,15 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 	}
 	p.Container = c
 
-	// The rendered configuration, from the replicas' names (known once they exist).
-	rendered := args.Upstreams.ApplyT(func(names []string) (map[string]string, error) {
-		files, err := renderNginx(args, names)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[string]string, len(files))
-		for k, v := range files {
-			out[k] = string(v)
-		}
-		return out, nil
-	}).(pulumi.StringMapOutput)
-	renderedHash := rendered.ApplyT(func(m map[string]string) string {
-		return hashFiles(toBytes(m))
-	}).(pulumi.StringOutput)
-
 	// stdin: a base64 tar.gz of the files (plus the TLS material). Secret when it holds a key.
 	var stdin pulumi.StringOutput
 	switch args.TLS {
 	case nginx.TLSProvided:
-		stdin = pulumi.All(rendered, args.TLSCert, args.TLSKey).ApplyT(func(v []any) (string, error) {
-			files := toBytes(v[0].(map[string]string))
-			files["tls/fullchain.pem"] = []byte(v[1].(string))
-			files["tls/privkey.pem"] = []byte(v[2].(string))
-			return tarGzBase64(files, map[string]int64{"tls/privkey.pem": 0o600})
+		stdin = pulumi.All(args.TLSCert, args.TLSKey).ApplyT(func(v []any) (string, error) {
+			withTLS := maps.Clone(files)
+			withTLS["tls/fullchain.pem"] = []byte(v[0].(string))
+			withTLS["tls/privkey.pem"] = []byte(v[1].(string))
+			return tarGzBase64(withTLS, map[string]int64{"tls/privkey.pem": 0o600})
 		}).(pulumi.StringOutput)
 		stdin = pulumi.ToSecret(stdin).(pulumi.StringOutput)
 	case nginx.TLSACME:
@@ -244,16 +263,20 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		if err != nil {
 			return nil, err
 		}
-		stdin = rendered.ApplyT(func(m map[string]string) (string, error) {
-			files := toBytes(m)
-			files[placeholderDir+"/fullchain.pem"] = cert
-			files[placeholderDir+"/privkey.pem"] = key
-			return tarGzBase64(files, map[string]int64{placeholderDir + "/privkey.pem": 0o600})
-		}).(pulumi.StringOutput)
+		withCert := maps.Clone(files)
+		withCert[placeholderDir+"/fullchain.pem"] = cert
+		withCert[placeholderDir+"/privkey.pem"] = key
+		b64, err := tarGzBase64(withCert, map[string]int64{placeholderDir + "/privkey.pem": 0o600})
+		if err != nil {
+			return nil, err
+		}
+		stdin = pulumi.String(b64).ToStringOutput()
 	default:
-		stdin = rendered.ApplyT(func(m map[string]string) (string, error) {
-			return tarGzBase64(toBytes(m), nil)
-		}).(pulumi.StringOutput)
+		b64, err := tarGzBase64(files, nil)
+		if err != nil {
+			return nil, err
+		}
+		stdin = pulumi.String(b64).ToStringOutput()
 	}
 
 	cmd, env := args.OnHost.Docker("exec", "-i", name, "sh", "-c", nginxInstallScript, "sh",
@@ -262,8 +285,9 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		Create:      pulumi.String(cmd),
 		Environment: env,
 		Stdin:       stdin,
-		Triggers:    pulumi.Array{renderedHash, c.ID()},
-		Logging:     local.LoggingStdoutAndStderr,
+		// Only the configuration itself or a new container re-run it: never an app deploy.
+		Triggers: pulumi.Array{pulumi.String(renderedHash), c.ID()},
+		Logging:  local.LoggingStdoutAndStderr,
 		// The container's removal takes the files with it.
 	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{c}, args.UpstreamsReady...)))
 	if err != nil {
@@ -307,17 +331,9 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		p.CertbotName = certbot.Name
 	}
 
-	outs := pulumi.Map{"container": c.Name, "configHash": renderedHash}
+	outs := pulumi.Map{"container": c.Name, "configHash": pulumi.String(renderedHash)}
 	if err := ctx.RegisterResourceOutputs(p, outs); err != nil {
 		return nil, err
 	}
 	return p, nil
-}
-
-func toBytes(m map[string]string) map[string][]byte {
-	out := make(map[string][]byte, len(m))
-	for k, v := range m {
-		out[k] = []byte(v)
-	}
-	return out
 }

@@ -14,6 +14,9 @@ import (
 //go:embed scripts/smoke.sh
 var smokeScript string
 
+//go:embed scripts/prove.sh
+var proveScript string
+
 //go:embed scripts/replica-logs.sh
 var replicaLogsScript string
 
@@ -26,7 +29,15 @@ type SmokeArgs struct {
 	URL    string // healthUrl
 	// Probe says where the check runs; see probeFrom.
 	Probe SmokeProbe
-	// Triggers re-run the check (the revision, the nginx configuration and container).
+	// ThroughNginx asks nginx for Revision (notes:smokeCheck); without it only the host-side
+	// half of the proof runs.
+	ThroughNginx bool
+	// Revision is the new replicas' revision; MigrationStatus the migration's exit status;
+	// Replicas the new replicas' names.
+	Revision        pulumi.StringOutput
+	MigrationStatus pulumi.StringOutput
+	Replicas        pulumi.StringArrayOutput
+	// Triggers re-run the check (besides the above: the nginx configuration and container).
 	Triggers pulumi.Array
 	// After is what must be live first (the nginx configuration).
 	After []pulumi.Resource
@@ -45,10 +56,14 @@ type SmokeProbe struct {
 	Insecure bool // TLS on: the check proves the stack answers; certbot owns validity
 }
 
-// Smoke is the smoke phase: it polls healthUrl (/readyz through nginx, so nginx, a replica and
-// Postgres all answer) and fails `pulumi up` when it does not get a 200 within about a minute,
-// printing the URL, the last status and the replicas' last log lines. It runs after the nginx
-// configuration was installed, on every app or proxy change.
+// Smoke is the smoke phase, the proof that the new version serves; Retire waits for it, so
+// nothing is retired before it passes. One command: scripts/prove.sh on the host (the migration
+// of this revision exited 0, every new replica is healthy in docker inspect and of this
+// revision), then scripts/smoke.sh polls /readyz through nginx until a response carries
+// X-Notes-Revision = the new revision, within about a minute; a failure prints the replicas'
+// last log lines. It runs on every revision, replica list, nginx configuration or container
+// change. A replica that failed its health wait on an earlier `pulumi up` is still in the
+// state; this check refuses it again on the next one, so its old peers are never retired.
 type Smoke struct {
 	pulumi.ResourceState
 	Check *local.Command
@@ -60,11 +75,16 @@ func NewSmoke(ctx *pulumi.Context, name string, args *SmokeArgs, opts ...pulumi.
 	if err := ctx.RegisterComponentResource("notes:infra:Smoke", name, s, opts...); err != nil {
 		return nil, err
 	}
-	cmd, env := smokeCommand(args)
+	cmd := pulumi.All(args.Revision, args.MigrationStatus, args.Replicas).ApplyT(func(v []any) string {
+		cmd, _ := smokeCommand(args, v[0].(string), v[1].(string), v[2].([]string))
+		return cmd
+	}).(pulumi.StringOutput)
+	_, env := smokeCommand(args, "", "", nil)
+	triggers := append(pulumi.Array{args.Revision, args.Replicas}, args.Triggers...)
 	c, err := local.NewCommand(ctx, name+"-check", &local.CommandArgs{
-		Create:      pulumi.String(cmd),
+		Create:      cmd,
 		Environment: env,
-		Triggers:    args.Triggers,
+		Triggers:    triggers,
 		Logging:     local.LoggingStdoutAndStderr,
 	}, pulumi.Parent(s), pulumi.DependsOn(args.After))
 	if err != nil {
@@ -77,27 +97,31 @@ func NewSmoke(ctx *pulumi.Context, name string, args *SmokeArgs, opts ...pulumi.
 	return s, nil
 }
 
-// smokeCommand polls the health URL with scripts/smoke.sh, with curl from here or from inside
-// the nginx container; when the check fails, the replicas' logs are
-// printed (scripts/replica-logs.sh on the host) and the command fails.
-func smokeCommand(args *SmokeArgs) (string, pulumi.StringMap) {
+// smokeCommand is the proof for revision: scripts/prove.sh on the host, then (ThroughNginx)
+// scripts/smoke.sh with curl from here or from inside the nginx container; when either fails, the
+// replicas' logs are printed (scripts/replica-logs.sh on the host) and the command fails.
+func smokeCommand(args *SmokeArgs, revision, migrationStatus string, replicas []string) (string, pulumi.StringMap) {
 	attempts := strconv.Itoa(smokeAttempts)
-	var probe string
-	if args.Probe.InNginx {
-		probe, _ = args.OnHost.Docker("exec", args.Probe.NginxContainer, "sh", "-c", smokeScript, "sh",
-			"nginx", bracketIPv6(args.Probe.PublicHost), attempts)
-	} else {
-		argv := []string{"sh", "-c", smokeScript, "sh", "curl", args.URL, attempts}
-		if args.Probe.Insecure {
-			argv = append(argv, "--insecure")
+	check, env := args.OnHost.Script(proveScript, append([]string{revision, migrationStatus, attempts}, replicas...)...)
+	if args.ThroughNginx {
+		var probe string
+		if args.Probe.InNginx {
+			probe, _ = args.OnHost.Docker("exec", args.Probe.NginxContainer, "sh", "-c", smokeScript, "sh",
+				"nginx", bracketIPv6(args.Probe.PublicHost), attempts, revision)
+		} else {
+			argv := []string{"sh", "-c", smokeScript, "sh", "curl", args.URL, attempts, revision}
+			if args.Probe.Insecure {
+				argv = append(argv, "--insecure")
+			}
+			if a := args.Probe.Address; a != "" && a != args.Probe.PublicHost {
+				argv = append(argv, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(args.Probe.PublicHost), bracketIPv6(a)))
+			}
+			probe = shellJoin(argv)
 		}
-		if a := args.Probe.Address; a != "" && a != args.Probe.PublicHost {
-			argv = append(argv, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(args.Probe.PublicHost), bracketIPv6(a)))
-		}
-		probe = shellJoin(argv)
+		check = "{ " + check + " && " + probe + "; }"
 	}
-	logs, env := args.OnHost.Script(replicaLogsScript, args.Stack)
-	return probe + " || { " + logs + "; exit 1; }", env
+	logs, _ := args.OnHost.Script(replicaLogsScript, args.Stack)
+	return check + " || { " + logs + "; exit 1; }", env
 }
 
 // probeFrom is where the Docker host's published ports are reached from the machine running

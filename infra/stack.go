@@ -14,7 +14,7 @@ type Stack struct {
 	App      *App
 	Proxy    *Proxy
 	Backups  *Backups // nil unless backups=true
-	Smoke    *Smoke   // nil unless smokeCheck=true
+	Smoke    *Smoke
 	Retire   *local.Command
 }
 
@@ -66,13 +66,15 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 
+	retire := newRetireTimings(cfg.DrainWait(), nginxDNSValid())
 	if s.App, err = NewApp(ctx, cfg.Name("app"), &AppArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
-		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(), StopGrace: cfg.StopGrace(),
+		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(),
+		StopGrace: retire.StopGrace(), Linger: retire.Linger,
 		Network: network, NetworkName: cfg.Name("net"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
 		DatabaseReady: s.Database.Ready,
@@ -85,7 +87,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
 		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
 		TLS: cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
-		Upstreams: s.App.ReplicaNames, UpstreamsReady: s.App.Ready,
+		UpstreamDNS: ReplicaAlias(cfg.Stack), UpstreamsReady: s.App.Ready, DrainDelay: cfg.DrainDelay,
 	}
 	if cfg.TLS == nginx.TLSACME {
 		proxyArgs.ACME = ACMEArgs{
@@ -112,25 +114,25 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		}
 	}
 
-	live := s.Proxy.Ready
-	if cfg.SmokeCheck {
-		addr, reachable := probeFrom(cfg.DockerHost, cfg.BindAddress)
-		if s.Smoke, err = NewSmoke(ctx, cfg.Name("smoke"), &SmokeArgs{
-			Stack: cfg.Stack, OnHost: onHost, URL: cfg.BaseURL() + "/readyz",
-			Probe: SmokeProbe{
-				InNginx: !reachable, NginxContainer: cfg.Name("nginx"), PublicHost: cfg.PublicHost(),
-				Address: addr, Insecure: cfg.TLS != nginx.TLSOff,
-			},
-			Triggers: pulumi.Array{s.App.RevisionID, s.Proxy.Config.ID(), s.Proxy.Container.ID()},
-			After:    s.Proxy.Ready,
-		}, after); err != nil {
-			return nil, err
-		}
-		live = append(append([]pulumi.Resource{}, live...), s.Smoke)
+	// The proof (always; notes:smokeCheck adds the request through nginx) comes before retire.
+	addr, reachable := probeFrom(cfg.DockerHost, cfg.BindAddress)
+	if s.Smoke, err = NewSmoke(ctx, cfg.Name("smoke"), &SmokeArgs{
+		Stack: cfg.Stack, OnHost: onHost, URL: cfg.BaseURL() + "/readyz",
+		Probe: SmokeProbe{
+			InNginx: !reachable, NginxContainer: cfg.Name("nginx"), PublicHost: cfg.PublicHost(),
+			Address: addr, Insecure: cfg.TLS != nginx.TLSOff,
+		},
+		ThroughNginx: cfg.SmokeCheck,
+		Revision:     s.App.RevisionID, MigrationStatus: s.App.MigrationStatus, Replicas: s.App.ReplicaNames,
+		Triggers: pulumi.Array{s.Proxy.Config.ID(), s.Proxy.Container.ID()},
+		After:    append(append([]pulumi.Resource{}, s.Proxy.Ready...), s.App.Ready...),
+	}, after); err != nil {
+		return nil, err
 	}
 	if s.Retire, err = NewRetire(ctx, cfg.Name("app", "retire"), &RetireArgs{
-		Stack: cfg.Stack, OnHost: onHost, StopGrace: cfg.StopGrace(),
-		Keep: s.App.ReplicaNames, After: live,
+		Stack: cfg.Stack, OnHost: onHost, DrainWait: retire.DrainWait,
+		Network: cfg.Name("net"), AliasWait: retire.AliasWait,
+		Keep: s.App.ReplicaNames, After: []pulumi.Resource{s.Smoke.Check},
 	}, pulumi.Parent(s.App)); err != nil {
 		return nil, err
 	}
@@ -147,7 +149,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	ctx.Export("appVersion", pulumi.String(cfg.AppVersion))
 	ctx.Export("revision", s.App.RevisionID)
 	ctx.Export("replicaNames", s.App.ReplicaNames)
-	ctx.Export("migrationContainer", s.App.Migration.Name)
+	ctx.Export("migrationContainer", s.App.MigrationName)
 	ctx.Export("nginxContainer", s.Proxy.Container.Name)
 	ctx.Export("nginxConfigHash", s.Proxy.Config.Triggers.Index(pulumi.Int(0)))
 	if cfg.ExternalDB {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -173,50 +174,49 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 	if !boolean(prop(db, "wait")) || str(prop(db, "restart")) == "" || str(prop(db, "restart")) == "no" {
 		t.Error("db container must wait for healthy and have a restart policy")
 	}
-	if !strings.Contains(strings.Join(strs(prop(db, "envs")), " "), "POSTGRES_PASSWORD="+testDBPassword) {
-		t.Error("db container lacks POSTGRES_PASSWORD from dbPassword")
+	// The password reaches Postgres as a file (POSTGRES_PASSWORD_FILE), never in the environment.
+	if !slices.Contains(strs(prop(db, "envs")), "POSTGRES_PASSWORD_FILE="+dbPasswordFile) {
+		t.Error("db container lacks POSTGRES_PASSWORD_FILE")
 	}
-
-	// Migration: one-shot, migrate up as the owner, provisions the app role.
-	mig := m.named(t, name("app-migrate"))
-	if got := strs(prop(mig, "command")); strings.Join(got, " ") != "migrate up" {
-		t.Errorf("migration command = %v", got)
-	}
-	menv := strings.Join(strs(prop(mig, "envs")), "\n")
-	for _, want := range []string{"APP_DB_ROLE=notes_app", "APP_DB_PASSWORD=" + testAppPassword, "DATABASE_URL=postgres://notes:"} {
-		if !strings.Contains(menv, want) {
-			t.Errorf("migration env lacks %q", want)
+	for _, k := range []string{"envs", "labels", "command", "entrypoints"} {
+		if containsAnywhere(prop(db, k), testDBPassword) {
+			t.Errorf("db container %s holds dbPassword", k)
 		}
 	}
-	if !boolean(prop(mig, "attach")) || boolean(prop(mig, "mustRun")) {
-		t.Error("migration must be attached (wait for exit) with mustRun false")
-	}
-	if !dependsOn(mig, urnOf(db)) {
-		t.Error("migration does not depend on the database")
-	}
+	checkSecretUpload(t, db, dbPasswordFile, testDBPassword, "0400")
 
-	// Replicas.
+	// Migration: a throwaway container on the host (scripts/migrate.sh), migrate up as the
+	// owner, provisions the app role; the secrets only on its secret stdin, as 0400 files.
+	mig := m.named(t, name("app-migrate"))
+	checkMigration(t, mig, urnOf(db))
+
+	// Replicas: under the stack's alias, with the revision.
 	reps := replicas(m, stack)
-	var want []string
 	for i, r := range reps {
 		n := str(prop(r, "name"))
 		if n != fmt.Sprintf("notes-%s-app-%d-0a1b2c3d", stack, i+1) {
 			t.Errorf("replica name = %q, want notes-%s-app-%d-<revision>", n, stack, i+1)
 		}
-		want = append(want, n+":8080")
 		checkReplica(t, r, mig)
+		if aliases := strs(obj(unsecret(prop(r, "networksAdvanced")).ArrayValue()[0])["aliases"]); !slices.Equal(aliases, []string{name("app")}) {
+			t.Errorf("%s: network aliases = %v, want [%s]", r.Name, aliases, name("app"))
+		}
 	}
-	sort.Strings(want)
 
-	// Nginx config: upstream is exactly the replicas; written into the container.
+	// Nginx config: the replicas by their alias, resolved at run time; nothing of the app in it.
 	conf := m.named(t, name("nginx-config"))
 	files := renderedFiles(t, conf)
 	if _, ok := files["nginx.conf"]; !ok {
 		t.Errorf("rendered files = %v, want nginx.conf", keys(files))
 	}
-	got := upstreamServers(files["conf.d/notes.conf"])
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("nginx upstream = %v, want exactly the replicas %v", got, want)
+	notesConf := files["conf.d/notes.conf"]
+	for _, want := range []string{name("app"), ":8080", "resolver 127.0.0.11", "valid=1s"} {
+		if !strings.Contains(notesConf, want) && !strings.Contains(files["nginx.conf"], want) {
+			t.Errorf("nginx configuration lacks %q", want)
+		}
+	}
+	if strings.Contains(notesConf, "0a1b2c3d") {
+		t.Error("nginx configuration names a replica revision")
 	}
 	create := str(prop(conf, "create"))
 	for _, s := range []string{"docker exec -i " + name("nginx"), "nginx -t", "nginx -s reload", "rm -f /etc/nginx/conf.d/default.conf"} {
@@ -226,16 +226,20 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 	}
 	ng := m.named(t, name("nginx-container"))
 	for _, r := range reps {
-		if !dependsOn(conf, urnOf(r)) {
-			t.Errorf("nginx config does not depend on replica %s", r.Name)
-		}
-		// Nginx itself must not depend on the app: an app deploy never replaces it.
+		// nginx does not depend on the app: an app deploy never replaces it. Its configuration
+		// waits for the replicas (the alias has an address when it is first installed), but
+		// none of its inputs come from the app (TestAppDeployKeepsTheNginxConfig).
 		if dependsOn(ng, urnOf(r)) {
 			t.Errorf("nginx container depends on replica %s", r.Name)
 		}
+		if !dependsOn(conf, urnOf(r)) {
+			t.Errorf("nginx config is installed before replica %s exists", r.Name)
+		}
 	}
-	if dependsOn(ng, urnOf(m.named(t, name("app-image")))) || dependsOn(ng, urnOf(mig)) {
-		t.Error("nginx container depends on the app image or migration")
+	for _, app := range []string{"app-image", "app-migrate", "app-revision"} {
+		if dependsOn(ng, urnOf(m.named(t, name(app)))) {
+			t.Errorf("nginx container depends on %s", app)
+		}
 	}
 	if !dependsOn(conf, urnOf(ng)) {
 		t.Error("nginx config does not depend on the nginx container")
@@ -247,13 +251,18 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 		t.Error("nginx must wait for healthy and restart unless-stopped")
 	}
 
-	// Smoke check after the config, polling the health URL.
+	// The proof after the config and the replicas: health, migration, revision through nginx.
 	smoke := m.named(t, name("smoke-check"))
-	if !dependsOn(smoke, urnOf(conf)) {
-		t.Error("smoke check does not run after the nginx config")
+	for _, dep := range append([]*mockRes{conf}, reps...) {
+		if !dependsOn(smoke, urnOf(dep)) {
+			t.Errorf("smoke check does not run after %s", dep.Name)
+		}
 	}
-	if !strings.Contains(str(prop(smoke, "create")), "/readyz") {
-		t.Error("smoke check does not poll /readyz")
+	sc := str(prop(smoke, "create"))
+	for _, want := range []string{"/readyz", "X-Notes-Revision", "com.notes-stack.revision", " 0a1b2c3d 0 30 notes-" + stack + "-app-1-0a1b2c3d"} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("smoke check lacks %q:\n%s", want, sc)
+		}
 	}
 
 	// Backups.
@@ -281,9 +290,6 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 	}
 	if u := str(prop(r, "user")); u != "65532:65532" {
 		t.Errorf("%s user = %q, want non-root 65532:65532", r.Name, u)
-	}
-	if !boolean(prop(r, "readOnly")) {
-		t.Errorf("%s: root filesystem not read-only", r.Name)
 	}
 	if _, ok := obj(prop(r, "tmpfs"))["/tmp"]; !ok {
 		t.Errorf("%s: no tmpfs /tmp", r.Name)
@@ -318,18 +324,56 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 	if rs := str(prop(r, "restart")); rs != "unless-stopped" {
 		t.Errorf("%s: restart = %q", r.Name, rs)
 	}
-	env := strings.Join(strs(prop(r, "envs")), "\n")
-	if !strings.Contains(env, "DATABASE_URL=postgres://notes_app:") {
-		t.Errorf("%s: does not connect as notes_app", r.Name)
+	envs := strs(prop(r, "envs"))
+	for _, want := range []string{"DATABASE_URL_FILE=" + databaseURLFile, "NOTES_REVISION=0a1b2c3d"} {
+		if !slices.Contains(envs, want) {
+			t.Errorf("%s: env lacks %s", r.Name, want)
+		}
 	}
-	if strings.Contains(env, testDBPassword) {
-		t.Errorf("%s: has the owner password", r.Name)
+	for _, k := range []string{"envs", "labels", "command", "entrypoints"} {
+		if containsAnywhere(prop(r, k), testDBPassword) || containsAnywhere(prop(r, k), testAppPassword) {
+			t.Errorf("%s: %s holds a password", r.Name, k)
+		}
+	}
+	checkSecretUpload(t, r, databaseURLFile, "postgres://notes_app:", "0440")
+	if g := strs(prop(r, "groupAdds")); !slices.Equal(g, []string{"0"}) {
+		t.Errorf("%s: groupAdds = %v, want [0] (the group of the uploaded secret file)", r.Name, g)
 	}
 	if img := str(prop(r, "image")); !strings.HasPrefix(img, "sha256:") {
 		t.Errorf("%s: image = %q, want the built image id", r.Name, img)
 	}
 	if n := len(unsecret(prop(r, "networksAdvanced")).ArrayValue()); n != 1 {
 		t.Errorf("%s: on %d networks, want the stack network only", r.Name, n)
+	}
+}
+
+// checkMigration: the migration runs scripts/migrate.sh on the host after the database, with
+// its options and secrets as described there.
+func checkMigration(t *testing.T, mig *mockRes, dbURN string) {
+	t.Helper()
+	create := str(prop(mig, "create"))
+	for _, want := range []string{"docker create", "docker cp - ", "docker start -a", "docker rm -f -v", "--user 65532:65532",
+		"--cap-drop ALL", "APP_DB_ROLE=notes_app", "DATABASE_URL_FILE=" + databaseURLFile, "APP_DB_PASSWORD_FILE=" + appPasswordFile} {
+		if !strings.Contains(create, want) {
+			t.Errorf("migration command lacks %q:\n%s", want, create)
+		}
+	}
+	if strings.Contains(create, testDBPassword) || strings.Contains(create, testAppPassword) {
+		t.Error("migration command line holds a password")
+	}
+	stdin := prop(mig, "stdin")
+	if !isSecret(stdin) {
+		t.Error("migration stdin (the secrets) is not secret")
+	}
+	files := untarB64(t, str(stdin))
+	if got := files["run/secrets/app-db-password"]; got.content != testAppPassword || got.mode != 0o400 || got.uid != 65532 {
+		t.Errorf("migration app password file = %+v, want the password, 0400, uid 65532", got)
+	}
+	if got := files["run/secrets/database-url"]; !strings.Contains(got.content, "postgres://notes:") || got.mode != 0o400 || got.uid != 65532 {
+		t.Errorf("migration database URL file = %+v, want the owner URL, 0400, uid 65532", got)
+	}
+	if dbURN != "" && !dependsOn(mig, dbURN) {
+		t.Error("migration does not depend on the database")
 	}
 }
 
@@ -348,6 +392,9 @@ func TestFailedMigrationFailsTheDeploy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exited with status 3") {
 		t.Fatalf("deploy error = %v, want the migration's exit status", err)
 	}
+	if len(replicas(m, "dev")) != 0 {
+		t.Error("replicas were created after a failed migration")
+	}
 }
 
 func TestExternalDatabase(t *testing.T) {
@@ -360,10 +407,8 @@ func TestExternalDatabase(t *testing.T) {
 		t.Error("an external database must not create a Postgres container or pgdata volume")
 	}
 	for _, r := range replicas(m, "ext") {
-		env := strings.Join(strs(prop(r, "envs")), "\n")
-		if !strings.Contains(env, "DATABASE_URL=postgres://notes_app:") || !strings.Contains(env, "@db.example.com:5432/notes?sslmode=require") {
-			t.Errorf("replica env = %q, want notes_app on the external host", env)
-		}
+		checkSecretUpload(t, r, databaseURLFile, "@db.example.com:5432/notes?sslmode=require", "0440")
+		checkSecretUpload(t, r, databaseURLFile, "postgres://notes_app:", "0440")
 	}
 	for _, r := range m.resources {
 		for k, v := range r.Inputs {
@@ -462,5 +507,29 @@ func TestPlaceholderCertDeterministic(t *testing.T) {
 	c2, k2, _ := placeholderCert("notes.example.com")
 	if string(c1) != string(c2) || string(k1) != string(k2) {
 		t.Error("placeholder certificate changes between runs (would cause a diff on every up)")
+	}
+}
+
+// An app deploy (a new appVersion, so a new revision and new replica names) leaves the nginx
+// configuration command exactly as it was: no new configuration, no reload.
+func TestAppDeployKeepsTheNginxConfig(t *testing.T) {
+	deployed := func(version, revision string) *mocks {
+		cfg := stackConfig(t, "dev")
+		cfg["notes:appVersion"] = version
+		m := &mocks{revision: revision}
+		if err := deploy(t, "dev", cfg, m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	before, after := deployed("v1", "0a1b2c3d"), deployed("v2", "deadbeef")
+	if b, a := str(prop(replicas(before, "dev")[0], "name")), str(prop(replicas(after, "dev")[0], "name")); b == a {
+		t.Fatalf("replica name %s did not change with the revision", b)
+	}
+	confBefore, confAfter := before.named(t, "notes-dev-nginx-config"), after.named(t, "notes-dev-nginx-config")
+	for _, k := range []string{"create", "stdin", "triggers", "environment"} {
+		if !prop(confBefore, k).DeepEquals(prop(confAfter, k)) {
+			t.Errorf("nginx config %s changed with the app deploy", k)
+		}
 	}
 }

@@ -59,6 +59,21 @@ func hashFiles(files map[string][]byte) string {
 // tarGzBase64 packs files (path → content, mode 0644 unless the path is in modes) into a
 // deterministic gzip'ed tar, base64-encoded so it travels as a command's stdin string.
 func tarGzBase64(files map[string][]byte, modes map[string]int64) (string, error) {
+	return tarGz(files, func(name string) (int64, int) {
+		if m, ok := modes[name]; ok {
+			return m, 0
+		}
+		return 0o644, 0
+	})
+}
+
+// secretTarBase64 packs secret files like tarGzBase64, each mode 0400 and owned by uid:uid, for
+// `docker cp -a -` (which keeps the archive's owners), so only that user can read them.
+func secretTarBase64(files map[string][]byte, uid int) (string, error) {
+	return tarGz(files, func(string) (int64, int) { return 0o400, uid })
+}
+
+func tarGz(files map[string][]byte, meta func(name string) (mode int64, uid int)) (string, error) {
 	keys := make([]string, 0, len(files))
 	for k := range files {
 		keys = append(keys, k)
@@ -71,11 +86,8 @@ func tarGzBase64(files map[string][]byte, modes map[string]int64) (string, error
 	}
 	tw := tar.NewWriter(gz)
 	for _, k := range keys {
-		mode := int64(0o644)
-		if m, ok := modes[k]; ok {
-			mode = m
-		}
-		hdr := &tar.Header{Name: k, Mode: mode, Size: int64(len(files[k])), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		mode, uid := meta(k)
+		hdr := &tar.Header{Name: k, Mode: mode, Uid: uid, Gid: uid, Size: int64(len(files[k])), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return "", err
 		}

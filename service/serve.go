@@ -20,6 +20,7 @@ import (
 	"github.com/notes-stack/notes/service/internal/logbuf"
 	"github.com/notes-stack/notes/service/internal/postgres"
 	"github.com/notes-stack/notes/service/internal/profiling"
+	"github.com/notes-stack/notes/service/internal/quiesce"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,8 +63,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		postgres.NewPoolCollector(pool),
 	)
 	var draining atomic.Bool
+	conns := quiesce.NewConns()
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Options{
+		Handler: conns.Handler(httpapi.New(httpapi.Options{
 			Store:        postgres.New(pool),
 			Logger:       log,
 			MaxBodyBytes: cfg.MaxBodyBytes,
@@ -71,7 +73,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Draining:     &draining,
 			Version:      version,
 			Revision:     cfg.Revision,
-		}),
+		})),
+		ConnState:         conns.ConnState,
+		ConnContext:       conns.ConnContext,
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
@@ -81,7 +85,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := quiesce.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
@@ -105,14 +109,31 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	case <-ctx.Done():
 	}
 
-	// Drain: /readyz turns 503 so the proxy stops sending new requests,
-	// while we keep serving whatever still arrives.
+	// Drain: /readyz turns 503 so a proxy that watches it stops sending new
+	// requests, while we keep serving whatever still arrives, each response
+	// closing its connection.
 	draining.Store(true)
 	log.Info("shutdown: draining", "drain_delay", cfg.DrainDelay.String())
 	select {
 	case <-time.After(cfg.DrainDelay):
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
+	}
+	// New connections are refused from here on, those the kernel already
+	// accepted are served: closing the listener with some still queued
+	// would reset them after a proxy sent its request (docs/service.md).
+	if err := quiesce.Listener(ln, quiesce.Options{}); err != nil {
+		// Some kernels let only CAP_BPF attach the filter (EPERM in a container). Close the
+		// listener now: what the kernel had queued is reset, which a proxy in front retries
+		// (nginx does, with an Idempotency-Key), and the wait below still holds for the rest.
+		log.Info("shutdown: closing the listener without quiescing it", "err", err.Error())
+		if err := ln.Close(); err != nil {
+			log.Warn("shutdown: closing the listener", "err", err.Error())
+		}
+	}
+	// Shutdown would close a connection whose request it reads from now on without an answer.
+	if err := conns.Wait(5*time.Second, 0); err != nil {
+		log.Warn("shutdown: closing connections that sent no request yet", "err", err.Error())
 	}
 	log.Info("shutdown: closing listener, waiting for in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -123,11 +144,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Warn("shutdown: closing connections", "err", err.Error())
 		}
 	}
-	// Serve returns ErrServerClosed as soon as Shutdown starts.
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	// Serve returns ErrServerClosed as soon as Shutdown starts, or net.ErrClosed when the
+	// listener was closed above.
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		log.Warn("shutdown: server", "err", err.Error())
 	}
 	pool.Close()
+	// Nothing is in flight any more and new connections are refused. The
+	// process stays this long so its address keeps refusing (a proxy fails
+	// over at once) instead of vanishing (a proxy whose DNS answer still
+	// names it waits for a connect timeout); the deploy takes it out of the
+	// replica alias meanwhile.
+	log.Info("shutdown: drained", "linger", cfg.ShutdownLinger.String())
+	time.Sleep(cfg.ShutdownLinger)
 	log.Info("shutdown: done")
 	return nil
 }

@@ -28,6 +28,9 @@ type load struct {
 	failures  []string
 	acked     map[int64]notePayload
 	replayed  int // POSTs answered as a replay of an earlier attempt (Idempotent-Replayed)
+	// plain: a client like wrk or curl, which sends no Idempotency-Key and never retries
+	// (see newPlainLoad).
+	plain bool
 }
 
 type notePayload struct {
@@ -78,6 +81,11 @@ func (l *load) record(start time.Time, failure string) {
 func (l *load) list(ctx context.Context) {
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodGet, l.notesURL+"?limit=20", nil)
+	if l.plain {
+		// A body without GetBody makes the request non-replayable: Go's Transport does not
+		// resend it on a connection the server closed, so every such error counts.
+		req.Body = io.NopCloser(strings.NewReader(""))
+	}
 	resp, err := l.client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -109,7 +117,9 @@ func (l *load) post(ctx context.Context, title string) {
 	// A unique key per note makes the POST safe to retry, so Go's Transport resends it when Nginx
 	// closed the keep-alive connection under it (old workers do on reload); the service answers a
 	// replay with the first note's id instead of storing a second one.
-	req.Header.Set("Idempotency-Key", "e2e-"+strings.ReplaceAll(title, " ", "_"))
+	if !l.plain {
+		req.Header.Set("Idempotency-Key", "e2e-"+strings.ReplaceAll(title, " ", "_"))
+	}
 	resp, err := l.client.Do(req)
 	if err != nil {
 		// A POST cut off by the end of the run is not a failure of the deploy; anything else is.
@@ -138,6 +148,22 @@ func (l *load) post(ctx context.Context, title string) {
 			l.replayed++
 		}
 		l.mu.Unlock()
+	}
+}
+
+// checkFailures fails the test for every failed request (the first 20 named) and when no POST
+// was acknowledged.
+func (l *load) checkFailures(t *testing.T) {
+	t.Helper()
+	for i, f := range l.failures {
+		if i == 20 {
+			t.Errorf("... and %d more", len(l.failures)-20)
+			break
+		}
+		t.Errorf("failed request: %s", f)
+	}
+	if len(l.acked) == 0 {
+		t.Error("no POST was acknowledged under load")
 	}
 }
 

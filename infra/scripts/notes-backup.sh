@@ -1,7 +1,7 @@
 #!/bin/sh
 # notes-backup: pg_dump backups of the notes database, run inside the backup container
 # (postgres image; dumps live in $BACKUP_DIR). The connection comes from libpq's environment
-# (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ...), never from the command line:
+# (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, ..., the password in PGPASSFILE), never from the command line:
 # the arguments of pg_dump/pg_restore are visible to every user of the host in `ps`.
 #
 #   notes-backup loop            # the container's command: a dump every $BACKUP_INTERVAL seconds
@@ -25,7 +25,7 @@ case $keep in '' | *[!0-9]* | 0) die "BACKUP_RETENTION must be a whole number >=
 case $interval in '' | *[!0-9]*) die "BACKUP_INTERVAL must be a number of seconds, got '$interval'" ;; esac
 [ "$interval" -ge 60 ] || die "BACKUP_INTERVAL must be at least 60 seconds, got $interval"
 
-need_db() { [ -n "${PGDATABASE:-}" ] || die "PGDATABASE is not set (and PGHOST, PGUSER, PGPASSWORD, ...)"; }
+need_db() { [ -n "${PGDATABASE:-}" ] || die "PGDATABASE is not set (and PGHOST, PGUSER, PGPASSFILE, ...)"; }
 
 list() {
   [ -d "$dir" ] || return 0

@@ -1,18 +1,18 @@
 #!/bin/sh
-# phase smoke: polls /readyz through nginx (so nginx, a replica and Postgres all answer) until it
-# answers 200, either with curl from the machine running Pulumi, or from inside the nginx
-# container (run there with `docker exec` when the published port is not reachable from here).
-# On failure it names the URL and the last HTTP status and exits 1 (the program then prints the
-# replicas' logs).
+# phase smoke, second half of the proof: polls /readyz through nginx until it answers 200 with
+# `X-Notes-Revision: REVISION` (a response of the new replicas, not of any healthy peer), either
+# with curl from the machine running Pulumi, or from inside the nginx container (run there with
+# `docker exec` when the published port is not reachable from here). On failure it names the URL,
+# the last HTTP status and revision, and exits 1 (the program then prints the replicas' logs).
 #
-#   smoke.sh curl URL ATTEMPTS [CURL-OPTION...]   # e.g. --insecure, --connect-to HOST::ADDR:
-#   smoke.sh nginx HOST ATTEMPTS                  # HOST: the Host header (public host name)
+#   smoke.sh curl URL ATTEMPTS REVISION [CURL-OPTION...]   # e.g. --insecure, --connect-to HOST::ADDR:
+#   smoke.sh nginx HOST ATTEMPTS REVISION                  # HOST: the Host header (public host name)
 set -u
 mode=$1
 case $mode in
   curl)
     url=$2
-    probe() { curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url" 2>/dev/null; }
+    probe() { curl -sS -o /dev/null -D - --max-time 5 "$@" "$url" 2>/dev/null; }
     ;;
   nginx)
     host=$2
@@ -21,27 +21,30 @@ case $mode in
     # The host name is an argument of that script ($1), never part of its text.
     # shellcheck disable=SC2016
     probe() {
-      bash -c 'exec 3<>/dev/tcp/127.0.0.1/80 && printf "GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3 && head -n1 <&3' probe "$host" 2>/dev/null |
-        cut -d' ' -f2
+      bash -c 'exec 3<>/dev/tcp/127.0.0.1/80 && printf "GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3 && sed "/^\r\{0,1\}$/q" <&3' probe "$host" 2>/dev/null
     }
     ;;
   *)
-    echo "usage: smoke.sh curl URL ATTEMPTS [CURL-OPTION...] | smoke.sh nginx HOST ATTEMPTS" >&2
+    echo "usage: smoke.sh curl URL ATTEMPTS REVISION [CURL-OPTION...] | smoke.sh nginx HOST ATTEMPTS REVISION" >&2
     exit 2
     ;;
 esac
 attempts=$3
-shift 3
+want=$4
+shift 4
 i=0
 code=
+rev=
 while [ "$i" -lt "$attempts" ]; do
   i=$((i + 1))
-  code=$(probe "$@") || true
-  if [ "$code" = 200 ]; then
-    echo "phase smoke: $url answered 200 (attempt $i)"
+  headers=$(probe "$@" | tr -d '\r') || true
+  code=$(printf '%s\n' "$headers" | sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p')
+  rev=$(printf '%s\n' "$headers" | sed -n 's/^[Xx]-[Nn]otes-[Rr]evision: *//p' | tail -n 1)
+  if [ "$code" = 200 ] && [ "$rev" = "$want" ]; then
+    echo "phase smoke: $url answered 200 from revision $want (attempt $i)"
     exit 0
   fi
   sleep 2
 done
-echo "phase smoke: FAILED: $url did not answer 200 after $attempts attempts (last HTTP status: ${code:-none})" >&2
+echo "phase smoke: FAILED: $url did not answer 200 from revision $want after $attempts attempts (last HTTP status: ${code:-none}, revision: ${rev:-none})" >&2
 exit 1

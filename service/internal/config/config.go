@@ -33,6 +33,7 @@ type Config struct {
 	HTTPIdleTimeout  time.Duration
 	ShutdownTimeout  time.Duration
 	DrainDelay       time.Duration
+	ShutdownLinger   time.Duration
 	MaxBodyBytes     int64
 	AppDBRole        string // migrate up only
 	AppDBPassword    string // migrate up only
@@ -154,6 +155,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.HTTPIdleTimeout = durVar("HTTP_IDLE_TIMEOUT", "120s", false)
 	c.ShutdownTimeout = durVar("SHUTDOWN_TIMEOUT", "15s", false)
 	c.DrainDelay = durVar("DRAIN_DELAY", "5s", true)
+	c.ShutdownLinger = durVar("SHUTDOWN_LINGER", "0s", true)
 
 	c.AppDBRole = getenv("APP_DB_ROLE")
 	c.AppDBPassword, _, err = secret(getenv, "APP_DB_PASSWORD")

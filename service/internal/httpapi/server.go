@@ -31,7 +31,9 @@ type Options struct {
 	// Registry receives the HTTP metrics and is served on /metrics. Nil
 	// makes a fresh registry with only the HTTP metrics.
 	Registry *prometheus.Registry
-	// Draining, when set and true, makes /readyz answer 503.
+	// Draining, when set and true, makes /readyz answer 503 and every
+	// response close its connection (a proxy's idle keep-alive connection
+	// is then never closed under a request it is sending).
 	Draining *atomic.Bool
 	// Version is reported by GET /.
 	Version string
@@ -90,6 +92,7 @@ func New(o Options) http.Handler {
 	if o.Revision != "" {
 		e.Use(revisionHeader(o.Revision))
 	}
+	e.Use(s.closeWhileDraining)
 	e.Use(requestID)
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
@@ -99,6 +102,19 @@ func New(o Options) http.Handler {
 		s.routes[r.Path] = true
 	}
 	return e
+}
+
+// closeWhileDraining asks for the connection to be closed after the
+// response while the service drains: net/http then closes it itself, and
+// a keep-alive peer reads the header before it could reuse the
+// connection, so no request of its is ever cut off by the close.
+func (s *server) closeWhileDraining(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.draining.Load() {
+			c.Response().Header().Set(echo.HeaderConnection, "close")
+		}
+		return next(c)
+	}
 }
 
 func (s *server) logPanic(c echo.Context, err error, stack []byte) error {

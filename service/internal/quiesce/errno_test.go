@@ -1,0 +1,5 @@
+package quiesce_test
+
+import "syscall"
+
+const syscallECONNREFUSED = syscall.ECONNREFUSED
