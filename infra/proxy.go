@@ -23,6 +23,9 @@ const (
 	upstreamPort    = 8080
 	placeholderDir  = "tls-placeholder"
 	nginxInstallTmp = "/tmp/notes-nginx"
+	// resolveSiteFile is the site in the "server ... resolve" form, outside conf.d (not loaded)
+	// until nginx-install.sh finds an nginx that takes it.
+	resolveSiteFile = "notes-resolve/notes.conf"
 )
 
 //go:embed scripts/nginx-install.sh
@@ -67,6 +70,7 @@ type ProxyArgs struct {
 	// UpstreamDNS is the replicas' network alias: nginx resolves it at run time (Docker's
 	// embedded DNS), so an app deploy changes nothing here and reloads nothing.
 	UpstreamDNS string
+	DrainDelay  time.Duration // the replicas': nginx's idle upstream connections close before it ends
 	// UpstreamsReady (the replicas) is only what the configuration command waits for, not one
 	// of its inputs: its first installation finds the alias with an address (a stack that
 	// switches from named upstreams to the alias would otherwise answer 502 until its new
@@ -119,16 +123,35 @@ func nginxConfig(args *ProxyArgs) nginx.Config {
 	c.TLS.CertFile, c.TLS.KeyFile = nginxTLSCert, nginxTLSKey
 	// Docker's embedded DNS, for run-time lookups.
 	c.Resolver = []string{"127.0.0.11"}
+	// With upstream keep-alive (the resolve form), nginx closes an idle connection to a replica
+	// before the replica's drain ends, so the replica never closes one under a request nginx
+	// is sending (docs/service.md, Shutdown).
+	c.UpstreamKeepaliveTimeout = max(args.DrainDelay-time.Second, time.Second)
+	// A replica is on the same Docker network: a connect takes well under a millisecond, unless
+	// the address has no container behind it any more (a replica that crashed or was removed
+	// while nginx's DNS answer still names it), where the SYN goes nowhere. Give up on it after
+	// a second and try the next address, rather than after nginx's 5 s default.
+	c.ProxyConnectTimeout = time.Second
 	return c
 }
 
-// renderNginx renders and validates the configuration.
+// renderNginx renders and validates the configuration: the variable proxy_pass form every nginx
+// takes as conf.d/notes.conf, and the "server ... resolve" form (nginx >= 1.27.3, keeps the
+// upstream keep-alive pool) as resolveSiteFile, which scripts/nginx-install.sh installs instead
+// when the running nginx has it.
 func renderNginx(args *ProxyArgs) (map[string][]byte, error) {
 	c := nginxConfig(args)
-	if err := c.Validate(); err != nil {
+	files, err := nginx.Render(c)
+	if err != nil {
 		return nil, err
 	}
-	return nginx.Render(c)
+	c.UpstreamResolve = true
+	alt, err := nginx.Render(c)
+	if err != nil {
+		return nil, err
+	}
+	files[resolveSiteFile] = alt[nginx.SiteFile]
+	return files, nil
 }
 
 // nginxDNSValid is how long nginx caches the alias's addresses (nginx.Defaults' ResolverValid).

@@ -43,3 +43,27 @@ func TestScriptsHaveShebangAndPassShellcheck(t *testing.T) {
 }
 
 var placeholderRE = regexp.MustCompile(`@[A-Z_]+@`)
+
+// nginx-install.sh installs the "server ... resolve" form of the site only on an nginx that has
+// it (1.27.3 and later); the function is run from the script's own text.
+func TestNginxInstallSupportsResolve(t *testing.T) {
+	start := strings.Index(nginxInstallScript, "supports_resolve() {")
+	end := strings.Index(nginxInstallScript, "# END supports_resolve")
+	if start < 0 || end < start {
+		t.Fatal("supports_resolve not found in scripts/nginx-install.sh")
+	}
+	fn := nginxInstallScript[start:end]
+	for _, tt := range []struct {
+		version string
+		want    bool
+	}{
+		{"1.22.1", false}, {"1.26.3", false}, {"1.27.2", false}, {"1.27.3", true}, {"1.27.5", true},
+		{"1.28.0", true}, {"1.29.10", true}, {"2.0.0", true}, {"0.9.9", false},
+		{"", false}, {"1.27", false}, {"garbage", false}, {"1.27.3-dev", true},
+	} {
+		err := exec.Command("sh", "-c", fn+`supports_resolve "$1"`, "sh", tt.version).Run()
+		if got := err == nil; got != tt.want {
+			t.Errorf("supports_resolve %q = %v, want %v (%v)", tt.version, got, tt.want, err)
+		}
+	}
+}

@@ -99,7 +99,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
 		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
 		TLS: cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
-		UpstreamDNS: ReplicaAlias(cfg.Stack), UpstreamsReady: s.App.Ready,
+		UpstreamDNS: ReplicaAlias(cfg.Stack), UpstreamsReady: s.App.Ready, DrainDelay: cfg.DrainDelay,
 	}
 	if cfg.TLS == nginx.TLSACME {
 		proxyArgs.ACME = ACMEArgs{

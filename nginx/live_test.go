@@ -680,3 +680,69 @@ func TestLiveReloadUnderLoad(t *testing.T) {
 		t.Errorf("replicas added by reload got no traffic: c=%d d=%d", c.hits.Load(), d.hits.Load())
 	}
 }
+
+// TestLiveWriteRetriedWithIdempotencyKey: a replica that read a POST and closed the connection
+// without answering (a process that died, a listener closed under a queued connection) does not
+// fail the request: nginx passes it to the next replica with the same Idempotency-Key, its own
+// ("nginx-" and its request id) when the client sent none, the client's otherwise, so the
+// service can tell a retry from a new note.
+func TestLiveWriteRetriedWithIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	cut := map[string]string{} // X-Request-ID -> Idempotency-Key the cutting replica saw
+	closer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		cut[r.Header.Get("X-Request-ID")] = r.Header.Get("Idempotency-Key")
+		mu.Unlock()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(closer.Close)
+	good := newBackend(t, "good")
+	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+		c.Upstreams = []string{strings.TrimPrefix(closer.URL, "http://"), good.addr()}
+		c.UpstreamMaxFails = 0 // keep trying the cutting replica: every POST may meet it
+		return c
+	})
+	c := newClient()
+	for i := range 20 {
+		key := ""
+		hdr := []string{"Content-Type", "application/json"}
+		if i%2 == 1 {
+			key = fmt.Sprintf("client-key-%d", i)
+			hdr = append(hdr, "Idempotency-Key", key)
+		}
+		r := do(t, c, "POST", h.HTTPURL("/api/notes"), strings.NewReader(`{"title":"x"}`), hdr...)
+		if r.status != 201 {
+			t.Fatalf("POST %d: %d %s", i, r.status, r.body)
+		}
+		id := r.header.Get("X-Request-ID")
+		seen, ok := good.headersFor(id)
+		if !ok {
+			t.Fatalf("POST %d (%s) did not reach the good replica", i, id)
+		}
+		got := seen.Get("Idempotency-Key")
+		switch {
+		case key != "" && got != key:
+			t.Errorf("POST %d: the replica got Idempotency-Key %q, want the client's %q", i, got, key)
+		case key == "" && !regexp.MustCompile(`^nginx-[0-9a-f]{32}$`).MatchString(got):
+			t.Errorf("POST %d: the replica got Idempotency-Key %q, want nginx's own", i, got)
+		}
+		mu.Lock()
+		first, wasCut := cut[id]
+		mu.Unlock()
+		if wasCut && first != got {
+			t.Errorf("POST %d: retried with Idempotency-Key %q, first attempt had %q", i, got, first)
+		}
+	}
+	mu.Lock()
+	n := len(cut)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("no POST met the replica that cuts connections")
+	}
+	t.Logf("%d of 20 POSTs were cut by the first replica and retried on the second", n)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -62,8 +63,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		postgres.NewPoolCollector(pool),
 	)
 	var draining atomic.Bool
+	conns := quiesce.NewConns()
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Options{
+		Handler: conns.Handler(httpapi.New(httpapi.Options{
 			Store:        postgres.New(pool),
 			Logger:       log,
 			MaxBodyBytes: cfg.MaxBodyBytes,
@@ -71,7 +73,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			Draining:     &draining,
 			Version:      version,
 			Revision:     cfg.Revision,
-		}),
+		})),
+		ConnState:         conns.ConnState,
+		ConnContext:       conns.ConnContext,
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
@@ -119,7 +123,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// accepted are served: closing the listener with some still queued
 	// would reset them after a proxy sent its request (docs/service.md).
 	if err := quiesce.Listener(ln, quiesce.Options{}); err != nil {
-		log.Warn("shutdown: closing the listener without quiescing it first", "err", err.Error())
+		// Some kernels let only CAP_BPF attach the filter (EPERM in a container). Close the
+		// listener now: what the kernel had queued is reset, which a proxy in front retries
+		// (nginx does, with an Idempotency-Key), and the wait below still holds for the rest.
+		log.Info("shutdown: closing the listener without quiescing it", "err", err.Error())
+		if err := ln.Close(); err != nil {
+			log.Warn("shutdown: closing the listener", "err", err.Error())
+		}
+	}
+	// Shutdown would close a connection whose request it reads from now on without an answer.
+	if err := conns.Wait(5*time.Second, 0); err != nil {
+		log.Warn("shutdown: closing connections that sent no request yet", "err", err.Error())
 	}
 	log.Info("shutdown: closing listener, waiting for in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -130,8 +144,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Warn("shutdown: closing connections", "err", err.Error())
 		}
 	}
-	// Serve returns ErrServerClosed as soon as Shutdown starts.
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	// Serve returns ErrServerClosed as soon as Shutdown starts, or net.ErrClosed when the
+	// listener was closed above.
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		log.Warn("shutdown: server", "err", err.Error())
 	}
 	pool.Close()

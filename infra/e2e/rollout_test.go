@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,17 +44,30 @@ func TestRollout(t *testing.T) {
 	timed(t, "unchanged up", func() { s.up("--expect-no-changes") })
 	api := s.output("apiUrl")
 
-	t.Run("redeploy with 2 replicas, plain client", func(t *testing.T) {
-		redeployUnderPlainLoad(t, s, scan, api, "e2e-2")
-	})
-	t.Run("redeploy with 1 replica, plain client", func(t *testing.T) {
-		s.set("notes:replicas", "1")
-		s.up()
-		if got := s.stringsOutput("replicaNames"); len(got) != 1 {
-			t.Fatalf("replicaNames = %v after scaling to 1", got)
+	// E2E_ROLLOUT_RUNS repeats each redeploy (the measurement runs of issue 10); CI runs one.
+	runs := 1
+	if v := os.Getenv("E2E_ROLLOUT_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("E2E_ROLLOUT_RUNS=%q is not a positive integer", v)
 		}
-		redeployUnderPlainLoad(t, s, scan, api, "e2e-3")
-	})
+		runs = n
+	}
+	for run := 1; run <= runs; run++ {
+		t.Run(fmt.Sprintf("redeploy with 2 replicas, plain client, run %d", run), func(t *testing.T) {
+			redeployUnderPlainLoad(t, s, scan, api, fmt.Sprintf("e2e-2-%d", run))
+		})
+	}
+	s.set("notes:replicas", "1")
+	s.up()
+	if got := s.stringsOutput("replicaNames"); len(got) != 1 {
+		t.Fatalf("replicaNames = %v after scaling to 1", got)
+	}
+	for run := 1; run <= runs; run++ {
+		t.Run(fmt.Sprintf("redeploy with 1 replica, plain client, run %d", run), func(t *testing.T) {
+			redeployUnderPlainLoad(t, s, scan, api, fmt.Sprintf("e2e-1-%d", run))
+		})
+	}
 	t.Run("a version that never turns healthy is refused twice", func(t *testing.T) {
 		unhealthyVersionRefused(t, s, scan, api)
 	})
@@ -87,12 +101,19 @@ func redeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, versi
 	stopScan := scan.during()
 	loadStart := time.Now()
 	time.Sleep(5 * time.Second)
-	timed(t, "code-change up ("+version+")", func() { s.up() })
+	var upOut string
+	timed(t, "code-change up ("+version+")", func() { upOut = s.up() })
+	for _, line := range strings.Split(upOut, "\n") {
+		if strings.Contains(line, "phase roll out: retire") || strings.Contains(line, "phase roll out: nginx") {
+			t.Logf("deploy: %s", strings.TrimSpace(line[strings.Index(line, "phase roll out"):]))
+		}
+	}
 	time.Sleep(max(5*time.Second, time.Minute-time.Since(loadStart)))
 	cancel()
 	<-done
 	stopScan()
 	l.report(t, fmt.Sprintf("redeploy to %s, %d replica(s), no Idempotency-Key, no retries", version, len(before)))
+	logNginxTrouble(t, nginxName, loadStart, time.Second)
 	l.checkFailures(t)
 	l.verifyAcked(t)
 
@@ -121,6 +142,51 @@ func redeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, versi
 	}
 	if mig := s.output("migrationContainer"); slices.Contains(names, mig) {
 		t.Errorf("the exited migration container %s was not removed", mig)
+	}
+}
+
+// logNginxTrouble logs, from nginx's logs since since: its access log lines (JSON) of requests
+// that took longer than limit or ended in a 5xx (at most 10 each), and its error log lines other
+// than the connect failures it fails over on. Which hop was slow or failed (upstream_addr and
+// upstream_status list every address tried) is what explains an outlier of a deploy.
+func logNginxTrouble(t *testing.T, nginxName string, since time.Time, limit time.Duration) {
+	t.Helper()
+	out, err := exec.Command("docker", "logs", "--since", since.Format(time.RFC3339Nano), nginxName).CombinedOutput()
+	if err != nil {
+		t.Logf("nginx logs: %v", err)
+		return
+	}
+	var slow, failed, errs []string
+	nSlow := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		var e struct {
+			RequestTime float64 `json:"request_time"`
+			Status      int     `json:"status"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			if strings.Contains(line, "[error]") && !strings.Contains(line, "Connection refused") &&
+				!strings.Contains(line, "timed out") && len(errs) < 10 {
+				errs = append(errs, line)
+			}
+			continue
+		}
+		if e.Status >= 500 && len(failed) < 10 {
+			failed = append(failed, line)
+		}
+		if e.RequestTime > limit.Seconds() {
+			nSlow++
+			if len(slow) < 10 {
+				slow = append(slow, line)
+			}
+		}
+	}
+	lines := func(l []string) string { return strings.Join(append([]string{""}, l...), "\n  ") }
+	t.Logf("nginx: %d requests slower than %v%s", nSlow, limit, lines(slow))
+	if len(failed) > 0 {
+		t.Logf("nginx: 5xx answers%s", lines(failed))
+	}
+	if len(errs) > 0 {
+		t.Logf("nginx: error log lines other than refused or timed-out connects%s", lines(errs))
 	}
 }
 

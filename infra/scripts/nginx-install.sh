@@ -4,12 +4,35 @@
 # /etc/nginx) and reloads nginx gracefully. The previous configuration is restored when
 # `nginx -t` fails, so a bad render never reaches a restart.
 #
+# The site comes in two forms: conf.d/notes.conf finds the replicas with a variable proxy_pass
+# (every nginx; no upstream keep-alive), notes-resolve/notes.conf with "server ... resolve" in
+# the upstream (nginx 1.27.3 and later; keeps the keep-alive pool). The second is installed when
+# the running nginx is recent enough and accepts it (docs/nginx.md has the measured difference).
+#
 #   nginx-install.sh TLS_MODE DOMAIN TMP PLACEHOLDER_DIR
 #     TLS_MODE         off, provided or acme
 #     DOMAIN           certificate name (acme)
 #     TMP              scratch path prefix inside the container
 #     PLACEHOLDER_DIR  directory under /etc/nginx with the self-signed placeholder (acme)
 set -eu
+
+# supports_resolve VERSION: whether nginx VERSION (e.g. 1.27.3) takes "server ... resolve" in an
+# upstream block.
+supports_resolve() {
+  major=${1%%.*}
+  rest=${1#*.}
+  case "$rest" in *.*) ;; *) return 1 ;; esac
+  minor=${rest%%.*}
+  patch=${rest#*.}
+  patch=${patch%%[!0-9]*}
+  case "$major$minor$patch" in *[!0-9]* | "") return 1 ;; esac
+  [ "$major" -gt 1 ] && return 0
+  [ "$major" -eq 1 ] || return 1
+  [ "$minor" -gt 27 ] && return 0
+  [ "$minor" -eq 27 ] && [ "$patch" -ge 3 ]
+}
+# END supports_resolve
+
 tls=$1
 domain=$2
 tmp=$3
@@ -35,6 +58,18 @@ if [ "$tls" = acme ]; then
   fi
 fi
 if [ -e /etc/nginx/tls/privkey.pem ]; then chmod 600 /etc/nginx/tls/privkey.pem 2>/dev/null || true; fi
+version=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
+form="variable proxy_pass, no upstream keep-alive"
+if supports_resolve "$version"; then
+  cp /etc/nginx/notes-resolve/notes.conf /etc/nginx/conf.d/notes.conf
+  form="upstream server resolve, upstream keep-alive"
+  if ! nginx -t >/dev/null 2>&1; then
+    echo "phase roll out: warning: nginx $version rejects the resolve form; using the variable proxy_pass" >&2
+    cp "$new/conf.d/notes.conf" /etc/nginx/conf.d/notes.conf
+    form="variable proxy_pass, no upstream keep-alive"
+  fi
+fi
+echo "phase roll out: nginx $version: replicas by DNS ($form)"
 if ! nginx -t 2>&1; then
   echo "phase roll out: nginx -t failed; restoring the previous configuration" >&2
   rm -rf /etc/nginx

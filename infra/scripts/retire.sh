@@ -74,6 +74,12 @@ for n in $draining; do
   fi
 done
 
+# What went wrong in a drain (a listener closed without quiescing, requests cut off at the
+# timeout) is in the replica's log, which goes with it: say it here.
+for n in $draining; do
+  docker logs --since "$since" "$n" 2>&1 | grep '"level":"\(WARN\|ERROR\)"\|"msg":"shutdown' | sed "s/^/phase roll out: retire: $n: /" >&2 || true
+done
+
 # 3. The DNS cache of nginx forgets the drained replicas.
 if [ -n "$left" ]; then
   echo "phase roll out: retire: waiting ${alias_wait}s (nginx DNS cache)"

@@ -8,7 +8,9 @@
 // listener stops answering new connection requests (a socket filter drops pure SYNs, so the
 // peer retries its SYN and, once the listener is closed, gets a refusal it can fail over on
 // safely), then it waits until the handshakes in progress completed and the server accepted
-// everything queued. Closing the listener after that loses nothing.
+// everything queued. Conns then waits until every accepted connection's request reached its
+// handler (net/http's Shutdown drops a request it reads after it began). Shutting the server
+// down after both loses nothing.
 package quiesce
 
 import (
@@ -101,4 +103,19 @@ func control(rc syscall.RawConn, f func(fd int) error) error {
 		return fmt.Errorf("quiesce: %w", err)
 	}
 	return ferr
+}
+
+// Available reports whether Listener can work here: nil, or why not (the platform, or a kernel
+// that lets only CAP_BPF attach socket filters, which makes it fail with EPERM in a container).
+func Available() error {
+	ln, err := Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("quiesce: %w", err)
+	}
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		return fmt.Errorf("quiesce: %w", err)
+	}
+	return control(rc, refuseSYN)
 }

@@ -1,6 +1,7 @@
 package quiesce_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ import (
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
+	if err := quiesce.Available(); err != nil {
+		t.Skipf("quiesce is not available here: %v", err)
+	}
 	ln, err := quiesce.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -216,20 +220,22 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 }
 
 type server struct {
-	srv  *http.Server
-	ln   net.Listener
-	addr string
-	errc chan error
+	srv   *http.Server
+	ln    net.Listener
+	conns *quiesce.Conns
+	addr  string
+	errc  chan error
 }
 
 func serve(t *testing.T) *server {
 	t.Helper()
 	ln := listen(t)
-	s := &server{ln: ln, addr: ln.Addr().String(), errc: make(chan error, 1),
-		srv: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	conns := quiesce.NewConns()
+	s := &server{ln: ln, conns: conns, addr: ln.Addr().String(), errc: make(chan error, 1),
+		srv: &http.Server{Handler: conns.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			_, _ = io.WriteString(w, "ok")
-		})}}
+		})), ConnState: conns.ConnState, ConnContext: conns.ConnContext}}
 	go func() { s.errc <- s.srv.Serve(ln) }()
 	t.Cleanup(func() { _ = s.srv.Close() })
 	return s
@@ -238,6 +244,9 @@ func serve(t *testing.T) *server {
 // stop is the service's shutdown order: quiesce, then Shutdown (which closes the listener).
 func (s *server) stop() error {
 	if err := quiesce.Listener(s.ln, quiesce.Options{}); err != nil {
+		return err
+	}
+	if err := s.conns.Wait(5*time.Second, 0); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -265,4 +274,44 @@ func post(c *http.Client, addr string) error {
 		return fmt.Errorf("%s: %q", resp.Status, b)
 	}
 	return nil
+}
+
+// A connection the server accepted before the shutdown but whose request arrives later is
+// answered: Wait holds the shutdown until the request reached its handler. Without it,
+// net/http's Shutdown closes such a connection unanswered.
+func TestConnsWaitForALateRequest(t *testing.T) {
+	s := serve(t)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.conns.Pending() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = %d, want the new connection", s.conns.Pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	time.Sleep(300 * time.Millisecond) // the shutdown is waiting for this connection now
+	select {
+	case err := <-stopped:
+		t.Fatalf("stopped before the pending connection sent its request: %v", err)
+	default:
+	}
+	if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nnote"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the late request got no answer: %v", err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("late request: %s %q", resp.Status, b)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
 }
