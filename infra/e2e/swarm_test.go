@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -259,16 +257,8 @@ func swarmRedeployUnderPlainLoad(t *testing.T, s *stack, scan *secretScan, api, 
 // version deploys.
 func swarmUnhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api string) {
 	oldRev := s.output("revision")
-	good := s.root
-	s.root = copyRepo(t, good)
-	// The copy goes with this subtest: the stack's cleanup (destroy) runs in the checkout, also
-	// after a failure here.
+	good := useUnhealthyCopy(t, s)
 	defer func() { s.root = good }()
-	crash := "package main\n\nimport \"os\"\n\n// Written by the e2e suite into a copy of the repository: a version whose tasks never\n// turn healthy (they exit at start); the migration and the healthcheck command still work.\nfunc init() {\n\tif len(os.Args) > 1 && os.Args[1] == \"serve\" {\n\t\tos.Exit(3)\n\t}\n}\n"
-	if err := os.WriteFile(filepath.Join(s.root, "service", "zz_e2e_unhealthy.go"), []byte(crash), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.set("notes:appVersion", "e2e-unhealthy")
 
 	l := newPlainLoad(api, 16)
 	ctx, cancel := context.WithCancel(context.Background())
