@@ -33,6 +33,9 @@ need() {
 }
 need dockerHost
 docker_host_init "$val" "$committed"
+if [ "$(out engine)" = swarm ] && [ "$action" != rollback ]; then
+  die "not written for notes:engine swarm yet; use docker service ls / ps / logs on the manager (services notes-$stack-*), backupNowCommand and restoreCommand from make outputs"
+fi
 # An interactive terminal only when there is one (psql and exec also read a script from stdin).
 tty=()
 if [ -t 0 ] && [ -t 1 ]; then tty=(-t); fi
