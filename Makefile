@@ -77,7 +77,7 @@ preview-check: ## a real pulumi preview of the dev config against the local dock
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
 
 e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, operations, destroy
-	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 40m ./infra/e2e
+	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 60m ./infra/e2e
 
 up-check: ## make up, its URLs answer, an e2e test next to it, make down; git status unchanged after each
 	scripts/up-check.sh

@@ -73,6 +73,10 @@ type Config struct {
 	// Lifecycle.
 	Protect    bool
 	SmokeCheck bool
+
+	// Engine is how the stack's resources are declared (notes:engine): plain containers on one
+	// host, or Swarm services.
+	Engine Engine
 }
 
 // ConfigError names the offending config key.
@@ -146,6 +150,8 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 
 		Protect:    r.boolean("protect", false),
 		SmokeCheck: r.boolean("smokeCheck", true),
+
+		Engine: Engine(r.str("engine", string(EngineContainers))),
 	}
 	if err := c.TryObject("sshOpts", &cfg.SSHOpts); err != nil && !errors.Is(err, config.ErrMissingVar) {
 		r.errs = append(r.errs, keyErr("sshOpts", "must be a list of strings: %v", err))
@@ -302,6 +308,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BackupKeep < 1 {
 		add("backupRetention", "must keep at least 1 dump, got %d", c.BackupKeep)
+	}
+	for _, e := range c.validateEngine() {
+		add(e.Key, "%s", e.Msg)
 	}
 	return errors.Join(errs...)
 }

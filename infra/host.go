@@ -17,6 +17,8 @@ type HostArgs struct {
 	DockerHost DockerHost
 	SSHOpts    []string // extra ssh arguments (ssh:// only)
 	Bootstrap  bool     // install Docker over ssh first (ssh:// only)
+	// After is what must finish before anything reaches the host (the engine guard).
+	After []pulumi.Resource
 }
 
 // Host is the Docker host: the optional SSH bootstrap (install Docker) and the explicit docker
@@ -28,13 +30,13 @@ type Host struct {
 	// OnHost runs the program's own commands on the host (see OnHost).
 	OnHost OnHost
 	// Ready is what resources that run commands on the host (not through the provider) depend
-	// on: the bootstrap when there is one, else nothing.
+	// on: HostArgs.After and the bootstrap when there is one.
 	Ready []pulumi.Resource
 }
 
 // NewHost registers the Host component name (notes-<stack>-host).
 func NewHost(ctx *pulumi.Context, name string, args *HostArgs, opts ...pulumi.ResourceOption) (*Host, error) {
-	h := &Host{OnHost: NewOnHost(args.DockerHost, args.SSHOpts)}
+	h := &Host{OnHost: NewOnHost(args.DockerHost, args.SSHOpts), Ready: args.After}
 	if err := ctx.RegisterComponentResource("notes:infra:Host", name, h, opts...); err != nil {
 		return nil, err
 	}
@@ -50,7 +52,7 @@ func NewHost(ctx *pulumi.Context, name string, args *HostArgs, opts ...pulumi.Re
 		if len(env) > 0 { // never for ssh://, the only host bootstrap is valid for
 			cmdArgs.Environment = env
 		}
-		b, err := local.NewCommand(ctx, name+"-bootstrap", cmdArgs, pulumi.Parent(h))
+		b, err := local.NewCommand(ctx, name+"-bootstrap", cmdArgs, pulumi.Parent(h), pulumi.DependsOn(args.After))
 		if err != nil {
 			return nil, err
 		}

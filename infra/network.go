@@ -14,6 +14,9 @@ type NetworkArgs struct {
 	Volumes []string
 	// Protect protects the volumes from `pulumi destroy` and keeps them on the host when deleted.
 	Protect bool
+	// Overlay makes it an attachable overlay network (engine swarm): services and the migration
+	// container join it.
+	Overlay bool
 }
 
 // Network is the user-defined bridge network every container joins (container names resolve on
@@ -34,11 +37,15 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 	prov := pulumi.Provider(args.Provider)
-	net, err := docker.NewNetwork(ctx, name+"-network", &docker.NetworkArgs{
+	netArgs := &docker.NetworkArgs{
 		Name:   pulumi.String(name),
 		Driver: pulumi.String("bridge"),
 		Labels: labels(args.Stack, "network"),
-	}, pulumi.Parent(n), prov)
+	}
+	if args.Overlay {
+		netArgs.Driver, netArgs.Attachable = pulumi.String("overlay"), pulumi.Bool(true)
+	}
+	net, err := docker.NewNetwork(ctx, name+"-network", netArgs, pulumi.Parent(n), prov)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 // Stack is the whole deployment, wired from the components.
 type Stack struct {
+	Engine   *local.Command // the engine guard (engine.go)
 	Host     *Host
 	Network  *Network
 	Database *Database
@@ -16,6 +17,9 @@ type Stack struct {
 	Backups  *Backups // nil unless backups=true
 	Smoke    *Smoke
 	Retire   *local.Command
+	// Swarm is the whole stack on engine swarm (swarm.go); the fields above it but Engine and
+	// Host are nil then.
+	Swarm *Swarm
 }
 
 // NewStack is the one place that turns the configuration into the components' Args; it creates
@@ -27,12 +31,20 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{}
+	if s.Engine, err = newEngineGuard(ctx, cfg.Name("engine"), cfg.Engine); err != nil {
+		return nil, err
+	}
 	if s.Host, err = NewHost(ctx, cfg.Name("host"), &HostArgs{
 		DockerHost: cfg.DockerHost,
 		SSHOpts:    cfg.SSHOpts,
 		Bootstrap:  cfg.Bootstrap,
+		After:      []pulumi.Resource{s.Engine},
 	}); err != nil {
 		return nil, err
+	}
+	if cfg.Engine == EngineSwarm {
+		s.Swarm, err = NewSwarm(ctx, cfg, s.Host, buildContext)
+		return s, err
 	}
 	prov, onHost := s.Host.Provider, s.Host.OnHost
 	// Everything that talks to the host goes through the provider, which waits for the
@@ -137,17 +149,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 
-	base := cfg.BaseURL()
-	ctx.Export("url", pulumi.String(base))
-	ctx.Export("apiUrl", pulumi.String(base+"/api/notes"))
-	ctx.Export("healthUrl", pulumi.String(base+"/readyz"))
-	ctx.Export("livenessUrl", pulumi.String(base+"/healthz"))
-	ctx.Export("dockerHost", pulumi.String(cfg.DockerHost.String()))
-	ctx.Export("network", network)
-	ctx.Export("imageId", s.App.ImageID)
-	ctx.Export("imageName", pulumi.String(cfg.ImageRef()))
-	ctx.Export("appVersion", pulumi.String(cfg.AppVersion))
-	ctx.Export("revision", s.App.RevisionID)
+	exportCommon(ctx, cfg, network, s.App.ImageID, s.App.RevisionID)
 	ctx.Export("replicaNames", s.App.ReplicaNames)
 	ctx.Export("migrationContainer", s.App.MigrationName)
 	ctx.Export("nginxContainer", s.Proxy.Container.Name)

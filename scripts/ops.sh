@@ -6,7 +6,8 @@
 #   rollback            pulumi up with the previous notes:appVersion of the stack history
 #                       (or $VERSION)
 #   backup              a dump now (prints its path)
-#   restore FILE        restore a dump (asks unless YES=1), then re-run the migration job
+#   restore FILE        restore a dump (asks unless YES=1), then run the migration job again
+#                       (pulumi up --replace of this deploy's migration command)
 #   psql                psql as the database owner over the container's local socket (no password)
 #   exec CMD...         CMD in replica $REPLICA (default 1); the image has no shell: give the binary
 # Container names and the Docker host come from the stack outputs, so the commands work for local
@@ -33,6 +34,9 @@ need() {
 }
 need dockerHost
 docker_host_init "$val" "$committed"
+if [ "$(out engine)" = swarm ] && [ "$action" != rollback ]; then
+  die "not written for notes:engine swarm yet; use docker service ls / ps / logs on the manager (services notes-$stack-*), backupNowCommand and restoreCommand from make outputs"
+fi
 # An interactive terminal only when there is one (psql and exec also read a script from stdin).
 tty=()
 if [ -t 0 ] && [ -t 1 ]; then tty=(-t); fi
@@ -113,16 +117,19 @@ case "$action" in
     file=${1:?usage: make restore FILE=notes-YYYYMMDDTHHMMSSZ.dump (make status lists the last one; notes-backup list all)}
     need backupContainer "notes:backups is off"
     backup=$val
-    need migrationContainer
-    migration=$val
+    # The migration command of this deploy (a throwaway container that is gone once it exited):
+    # replaced alone, it runs again with the secrets Pulumi keeps.
+    urn=$(pulumi_stack stack export | jq -r '[.deployment.resources[] | select(.type == "command:local:Command" and (.urn | endswith("-app-migrate"))) | .urn] | first // empty')
+    [ -n "$urn" ] || die "stack $stack has no migration command: is it deployed (make up STACK=$stack)?"
     if [ "${YES:-}" != 1 ]; then
       [ -t 0 ] || die "restoring replaces the database of stack $stack: run with YES=1 to confirm without a terminal"
       read -rp "Replace the database of stack $stack with $file? Type the stack name to confirm: " answer
       [ "$answer" = "$stack" ] || die "not confirmed; nothing changed"
     fi
     on_host docker exec "$backup" notes-backup restore "$file"
-    # The dump may predate migrations the running image expects: re-run this deploy's job.
-    on_host docker start -a "$migration" 2>&1 | log_format
+    # The dump may predate migrations the running image expects: run this deploy's job again.
+    merge_config
+    pulumi_cfg up --yes --skip-preview --suppress-progress --target "$urn" --replace "$urn"
     ;;
   psql)
     need databaseContainer "notes:databaseUrl points at an external database: use its own client"

@@ -14,8 +14,13 @@ import (
 // the API and behind its back, restores the dump, and compares every row of the notes table.
 func backupAndRestore(t *testing.T, s *stack, client *http.Client, api string) {
 	t.Helper()
-	db := s.output("databaseContainer")
-	backup := s.output("backupContainer")
+	backupAndRestoreIn(t, s.output("databaseContainer"), s.output("backupContainer"), client, api)
+}
+
+// backupAndRestoreIn is backupAndRestore with the database and backup containers named (on
+// engine swarm: the services' task containers).
+func backupAndRestoreIn(t *testing.T, db, backup string, client *http.Client, api string) {
+	t.Helper()
 	rows := func() string {
 		return docker(t, "exec", db, "psql", "-X", "-U", "notes", "-d", "notes", "-At", "-c",
 			"SELECT id, title, body, created_at FROM notes ORDER BY id")

@@ -204,13 +204,8 @@ func nginxWorkers(t *testing.T, container string) string {
 func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api string) {
 	oldRev := s.output("revision")
 	before := s.stringsOutput("replicaNames")
-	good := s.root
-	s.root = copyRepo(t, good)
-	crash := "package main\n\nimport \"os\"\n\n// Written by the e2e suite into a copy of the repository: a version whose replicas never\n// turn healthy (they exit at start); the migration and the healthcheck command still work.\nfunc init() {\n\tif len(os.Args) > 1 && os.Args[1] == \"serve\" {\n\t\tos.Exit(3)\n\t}\n}\n"
-	if err := os.WriteFile(filepath.Join(s.root, "service", "zz_e2e_unhealthy.go"), []byte(crash), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.set("notes:appVersion", "e2e-unhealthy")
+	good := useUnhealthyCopy(t, s)
+	defer func() { s.root = good }()
 
 	l := newPlainLoad(api, 16)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -255,6 +250,22 @@ func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api strin
 	if !slices.Equal(got, want) {
 		t.Errorf("replica containers after the good deploy = %v, want exactly %v", got, want)
 	}
+}
+
+// useUnhealthyCopy points the stack at a copy of the repository whose service never turns healthy
+// (serve exits at start; the migration and the healthcheck command still work) under appVersion
+// e2e-unhealthy, and returns the checkout to point back at. Restore it with a defer: the stack's
+// cleanup (destroy) runs from s.root, also after a failure.
+func useUnhealthyCopy(t *testing.T, s *stack) (good string) {
+	t.Helper()
+	good = s.root
+	s.root = copyRepo(t, good)
+	crash := "package main\n\nimport \"os\"\n\n// Written by the e2e suite into a copy of the repository: a version whose replicas never\n// turn healthy (they exit at start); the migration and the healthcheck command still work.\nfunc init() {\n\tif len(os.Args) > 1 && os.Args[1] == \"serve\" {\n\t\tos.Exit(3)\n\t}\n}\n"
+	if err := os.WriteFile(filepath.Join(s.root, "service", "zz_e2e_unhealthy.go"), []byte(crash), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.set("notes:appVersion", "e2e-unhealthy")
+	return good
 }
 
 // copyRepo copies the repository (without .git) into a temporary directory.
