@@ -106,7 +106,8 @@ func control(rc syscall.RawConn, f func(fd int) error) error {
 }
 
 // Available reports whether Listener can work here: nil, or why not (the platform, or a kernel
-// that lets only CAP_BPF attach socket filters, which makes it fail with EPERM in a container).
+// that lets only CAP_NET_ADMIN attach a socket filter to a TCP socket, which makes it fail with
+// EPERM in a container).
 func Available() error {
 	ln, err := Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
