@@ -123,9 +123,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// accepted are served: closing the listener with some still queued
 	// would reset them after a proxy sent its request (docs/service.md).
 	if err := quiesce.Listener(ln, quiesce.Options{}); err != nil {
-		// Some kernels let only CAP_NET_ADMIN attach it to a TCP socket (EPERM in a container). Close the
-		// listener now: what the kernel had queued is reset, which a proxy in front retries
-		// (nginx does, with an Idempotency-Key), and the wait below still holds for the rest.
+		// Some kernels let only CAP_NET_ADMIN attach the filter to a TCP socket (EPERM in a
+		// container). Close the listener now: what the kernel had queued is reset, which a proxy
+		// in front retries (nginx does, with an Idempotency-Key), and the wait below still holds
+		// for the rest.
 		log.Info("shutdown: closing the listener without quiescing it", "err", err.Error())
 		if err := ln.Close(); err != nil {
 			log.Warn("shutdown: closing the listener", "err", err.Error())
