@@ -132,7 +132,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		// 127.0.0.1, not the socket: the image's first-start init server listens only on the
 		// socket, so this turns healthy once the real server accepts TCP connections.
 		Healthcheck: docker.ContainerHealthcheckArgs{
-			Tests:       pulumi.ToStringArray([]string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", args.Owner, args.Name)}),
+			Tests:       pulumi.ToStringArray(postgresHealthTest(args.Owner, args.Name)),
 			Interval:    pulumi.String("5s"),
 			Timeout:     pulumi.String("3s"),
 			Retries:     pulumi.Int(5),
@@ -220,4 +220,10 @@ func withUser(raw, user, password string) (string, error) {
 	}
 	u.User = url.UserPassword(user, password)
 	return u.String(), nil
+}
+
+// postgresHealthTest is the database container's or task's healthcheck on both engines: ready for
+// connections to the stack's database as its owner, over TCP like the clients.
+func postgresHealthTest(owner, db string) []string {
+	return []string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", owner, db)}
 }

@@ -40,6 +40,12 @@ var certbotLoopScript string
 // bootstrapConf is the only configuration the nginx container is created with: enough for its
 // healthcheck, and 503 for everything else until the Config command installs the rendered
 // configuration (which removes this file).
+// nginxHealthTest is the nginx container's or task's healthcheck on both engines: /nginx-health
+// through bash's /dev/tcp, which works in the official (Debian) image and the stand-in, no curl
+// needed.
+var nginxHealthTest = []string{"CMD", "bash", "-c",
+	`exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /nginx-health HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200 '`}
+
 const bootstrapConf = `# Installed by the Pulumi program when the container is created; replaced by conf.d/notes.conf.
 server {
     listen 80 default_server;
@@ -216,10 +222,8 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 		Uploads:          uploads,
 		Volumes:          volumes,
-		// bash's /dev/tcp: works in the official (Debian) image and the stand-in, no curl needed.
 		Healthcheck: docker.ContainerHealthcheckArgs{
-			Tests: pulumi.ToStringArray([]string{"CMD", "bash", "-c",
-				`exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /nginx-health HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200 '`}),
+			Tests:       pulumi.ToStringArray(nginxHealthTest),
 			Interval:    pulumi.String("5s"),
 			Timeout:     pulumi.String("3s"),
 			Retries:     pulumi.Int(3),

@@ -188,7 +188,7 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 						tmpfsMount("/dev/shm"),
 					},
 					Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
-						Tests:       pulumi.ToStringArray([]string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", cfg.DBOwner, cfg.DBName)}),
+						Tests:       pulumi.ToStringArray(postgresHealthTest(cfg.DBOwner, cfg.DBName)),
 						Interval:    pulumi.String("5s"),
 						Timeout:     pulumi.String("3s"),
 						Retries:     pulumi.Int(5),
@@ -427,8 +427,7 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 				Configs: nginxConfigs,
 				Secrets: nginxSecrets,
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
-					Tests: pulumi.ToStringArray([]string{"CMD", "bash", "-c",
-						`exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET /nginx-health HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200 '`}),
+					Tests:       pulumi.ToStringArray(nginxHealthTest),
 					Interval:    pulumi.String("5s"),
 					Timeout:     pulumi.String("3s"),
 					Retries:     pulumi.Int(3),
