@@ -301,6 +301,7 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 			t.Fatalf("backup printed %q, want the dump's path", out)
 		}
 		status := must(t, "", nil, "status")
+		t.Logf("make status:\n%s", status)
 		for _, w := range append(slices.Clone(want.status), "last backup: "+dump) {
 			if !strings.Contains(status, w) {
 				t.Errorf("status lacks %q:\n%s", w, status)
@@ -319,6 +320,8 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 		if out, err := run("", []string{"YES=1"}, "restore", "notes-19700101T000000Z.dump"); err == nil ||
 			!strings.Contains(out, "no such dump") || strings.Contains(out, "phase migrate:") {
 			t.Errorf("restore of a missing dump: err %v, want a clear error before any migration:\n%s", err, tail(out, 20))
+		} else {
+			t.Logf("make restore of a missing dump:\n%s", tail(out, 3))
 		}
 		if got := rows(t); got != backedUp {
 			t.Fatalf("a refused restore changed the notes: %s, want %s", got, backedUp)
@@ -340,6 +343,7 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 
 	t.Run("logs readable", func(t *testing.T) {
 		out := must(t, "", []string{"FOLLOW=0", "TAIL=20"}, "logs", "app")
+		t.Logf("make logs SERVICE=app (tail):\n%s", tail(out, 3))
 		if !strings.Contains(out, want.logPrefix) {
 			t.Errorf("logs lines are not prefixed with %q:\n%s", want.logPrefix, tail(out, 10))
 		}
@@ -347,7 +351,9 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 			t.Errorf("logs still show raw JSON lines:\n%s", tail(out, 10))
 		}
 		// The migration container is gone: the last run's output comes from the Pulumi state.
-		if out := must(t, "", []string{"FOLLOW=0"}, "logs", "migrate"); !strings.Contains(out, want.migration+"  phase migrate: "+want.migration+" exited 0") {
+		out = must(t, "", []string{"FOLLOW=0"}, "logs", "migrate")
+		t.Logf("make logs SERVICE=migrate:\n%s", tail(out, 6))
+		if !strings.Contains(out, want.migration+"  phase migrate: "+want.migration+" exited 0") {
 			t.Errorf("logs migrate lacks the last run's final line:\n%s", tail(out, 10))
 		}
 		if out, err := run("", []string{"FOLLOW=0"}, "logs", "nonsense"); err == nil || !strings.Contains(out, "SERVICE=nonsense") {
