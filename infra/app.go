@@ -236,9 +236,10 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
 			},
 			NetworksAdvanced: network,
-			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve.
+			// Started (reached the database once), not only alive: Wait returns once a new
+			// replica can serve; see appHealthTest.
 			Healthcheck: docker.ContainerHealthcheckArgs{
-				Tests:       pulumi.ToStringArray([]string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"}),
+				Tests:       pulumi.ToStringArray(appHealthTest),
 				Interval:    pulumi.String("3s"),
 				Timeout:     pulumi.String("2s"),
 				Retries:     pulumi.Int(3),
