@@ -1,0 +1,280 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+)
+
+// TestFaults is `make faults`: faults injected into a deployed stack (2 replicas, nginx in
+// front, 16 clients of mixed load that send an Idempotency-Key with every POST), on engine
+// containers and then engine swarm (the order of the e2e suite: a swarm init or leave must not
+// happen under a bridge network of another stack). It prints one table of every fault: load,
+// failed requests by status, how long the fault lasted, the seconds of failure after the repair,
+// acknowledged writes lost. It asserts on what a user sees, not on timings: no acknowledged
+// write lost, no 502 for a database outage (the replicas are healthy; the database is not), no
+// failed idempotent request when one replica crashes.
+func TestFaults(t *testing.T) {
+	var rows []faultRow
+	t.Cleanup(func() { t.Log("fault table\n" + faultTable(rows)) })
+	t.Run("engine containers", func(t *testing.T) {
+		s, _ := devStack(t, "f")
+		s.set("notes:replicas", "2")
+		s.set("notes:rateLimit", "6000000") // see TestDeployLocal
+		timed(t, "containers: up", func() { s.up() })
+		rows = append(rows, runFaults(t, containersFaults(t, s))...)
+		timed(t, "containers: destroy", func() { s.destroy() })
+	})
+	t.Run("engine swarm", func(t *testing.T) {
+		ensureSwarmManager(t)
+		s, _ := devStack(t, "fs")
+		s.set("notes:engine", "swarm")
+		s.set("notes:bindAddress", "0.0.0.0") // host-mode ports bind every address; traffic stays on 127.0.0.1
+		s.set("notes:dbPort", "0")
+		s.set("notes:replicas", "2")
+		s.set("notes:rateLimit", "6000000")
+		timed(t, "swarm: up", func() { s.up() })
+		rows = append(rows, runFaults(t, swarmFaults(t, s))...)
+		timed(t, "swarm: destroy", func() { s.destroy() })
+	})
+}
+
+// faultTarget is how a fault reaches one engine's stack.
+type faultTarget struct {
+	engine string
+	s      *stack
+	// database is the running Postgres container (on engine swarm: its task's).
+	database func() string
+	// stopDatabase takes Postgres down; startDatabase brings it back (a no-op where the engine
+	// restarts it by itself).
+	stopDatabase, startDatabase func()
+	// replica is a running app container; replicasHealthy says every replica is healthy again.
+	replica         func() string
+	replicasHealthy func() bool
+}
+
+func containersFaults(t *testing.T, s *stack) faultTarget {
+	db := s.output("databaseContainer")
+	return faultTarget{
+		engine:        "containers",
+		s:             s,
+		database:      func() string { return db },
+		stopDatabase:  func() { docker(t, "kill", db) }, // SIGKILL; a killed container stays down
+		startDatabase: func() { docker(t, "start", db) },
+		replica:       func() string { return s.stringsOutput("replicaNames")[0] },
+		replicasHealthy: func() bool {
+			for _, r := range s.stringsOutput("replicaNames") {
+				if state(t, r) != "running healthy" {
+					return false
+				}
+			}
+			return true
+		},
+	}
+}
+
+func swarmFaults(t *testing.T, s *stack) faultTarget {
+	dbService := s.output("databaseService")
+	return faultTarget{
+		engine:   "swarm",
+		s:        s,
+		database: func() string { return serviceTask(t, dbService) },
+		// SIGKILL to the task's container: the task fails and Swarm starts a new one.
+		stopDatabase:  func() { docker(t, "kill", serviceTask(t, dbService)) },
+		startDatabase: func() {},
+		replica: func() string {
+			for name := range appTasks(t, s) {
+				return name
+			}
+			t.Fatal("no app task runs")
+			return ""
+		},
+		replicasHealthy: func() bool {
+			tasks := appTasks(t, s)
+			healthy := 0
+			for _, st := range tasks {
+				if strings.HasSuffix(st, " healthy") {
+					healthy++
+				}
+			}
+			return healthy == 2 && len(tasks) == 2
+		},
+	}
+}
+
+// state is a container's "status health".
+func state(t *testing.T, container string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "inspect", "-f",
+		"{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", container).Output()
+	if err != nil {
+		return "gone"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// faultRow is one line of the fault table.
+type faultRow struct {
+	engine, fault string
+	requests      int
+	failed        map[string]int // "GET 503", "POST 0" (no HTTP answer) -> count
+	lasted        time.Duration  // from the injection to the repair
+	afterRepair   time.Duration  // from the repair to the last failed request (0: none after)
+	lost          int            // acknowledged notes that do not read back as sent
+}
+
+func runFaults(t *testing.T, ft faultTarget) []faultRow {
+	var rows []faultRow
+	t.Run("database outage", func(t *testing.T) {
+		row := underLoad(t, ft, "Postgres killed for 5 s", func() time.Time {
+			ft.stopDatabase()
+			time.Sleep(5 * time.Second)
+			ft.startDatabase()
+			return waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool {
+				return exec.Command("docker", "exec", ft.database(), "pg_isready", "-q", "-U", "notes", "-d", "notes").Run() == nil
+			})
+		})
+		rows = append(rows, row)
+		for kind, n := range row.failed {
+			if strings.HasSuffix(kind, " 502") || strings.HasSuffix(kind, " 504") {
+				t.Errorf("%d requests got %s during the database outage: nginx must pass the service's 503 on, not eject healthy replicas", n, kind)
+			}
+		}
+	})
+	t.Run("replica crash", func(t *testing.T) {
+		row := underLoad(t, ft, "one replica killed (SIGKILL)", func() time.Time {
+			replica := ft.replica()
+			pid := strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", replica))
+			if out, err := exec.Command("kill", "-KILL", pid).CombinedOutput(); err != nil {
+				t.Fatalf("kill -KILL %s (%s): %v: %s", pid, replica, err, out)
+			}
+			time.Sleep(time.Second) // until the engine saw the exit
+			return waitFor(t, 2*time.Minute, "the replicas to be healthy again", ft.replicasHealthy)
+		})
+		rows = append(rows, row)
+		for kind, n := range row.failed {
+			if strings.HasPrefix(kind, http.MethodGet+" ") {
+				t.Errorf("%d GETs failed (%s) when one replica crashed: nginx retries idempotent requests on the other", n, kind)
+			}
+		}
+	})
+	return rows
+}
+
+// underLoad runs the 16-client load, lets it settle for 5 s, injects the fault (inject returns
+// when the stack is repaired), keeps the load for 15 s more and checks every acknowledged note.
+func underLoad(t *testing.T, ft faultTarget, fault string, inject func() (repaired time.Time)) faultRow {
+	t.Helper()
+	api := ft.s.output("apiUrl")
+	l := newLoad(api, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.run(ctx, 16); close(done) }()
+	time.Sleep(5 * time.Second)
+	injected := time.Now()
+	repaired := inject()
+	time.Sleep(15 * time.Second)
+	cancel()
+	<-done
+
+	row := faultRow{engine: ft.engine, fault: fault, requests: len(l.latencies), failed: map[string]int{},
+		lasted: repaired.Sub(injected)}
+	for _, f := range l.failed {
+		row.failed[fmt.Sprintf("%s %d", f.method, f.status)]++
+		if d := f.at.Sub(repaired); d > row.afterRepair {
+			row.afterRepair = d
+		}
+	}
+	row.lost = lostAcked(t, l)
+	l.report(t, fmt.Sprintf("%s: %s", ft.engine, fault))
+	t.Logf("%s: failed by kind %v, fault lasted %v, failures until %v after the repair",
+		fault, row.failed, row.lasted.Round(100*time.Millisecond), row.afterRepair.Round(100*time.Millisecond))
+	for i, f := range l.failures {
+		if i == 10 {
+			break
+		}
+		t.Logf("failed request: %s", f)
+	}
+	if row.lost > 0 {
+		t.Errorf("%d acknowledged notes lost or changed", row.lost)
+	}
+	if len(l.acked) == 0 {
+		t.Error("no POST was acknowledged under load")
+	}
+	return row
+}
+
+// lostAcked reads every acknowledged note back and counts those missing or different.
+func lostAcked(t *testing.T, l *load) int {
+	t.Helper()
+	lost := 0
+	for id, want := range l.acked {
+		resp, err := l.client.Get(fmt.Sprintf("%s/%d", l.notesURL, id))
+		if err != nil {
+			t.Fatalf("reading note %d back: %v", id, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var got notePayload
+		if err == nil {
+			err = json.Unmarshal(body, &got)
+		}
+		if resp.StatusCode != http.StatusOK || err != nil || got != want {
+			lost++
+			t.Logf("note %d: status %d, reads back as %+v, acknowledged %+v", id, resp.StatusCode, got, want)
+		}
+	}
+	return lost
+}
+
+// waitFor polls ok every 200 ms until it holds and returns when the successful probe started
+// (a docker exec takes a while on a loaded machine; the state changed after that start).
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		start := time.Now()
+		if ok() {
+			return start
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// faultTable formats rows as the table in docs/infra.md.
+func faultTable(rows []faultRow) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "engine\tfault\trequests\tfailed (by method and status; 0 = no answer)\tfault lasted\tfailing after repair\tacknowledged writes lost")
+	for _, r := range rows {
+		kinds := make([]string, 0, len(r.failed))
+		total := 0
+		for k, n := range r.failed {
+			kinds = append(kinds, k+"×"+strconv.Itoa(n))
+			total += n
+		}
+		slices.Sort(kinds)
+		failed := strconv.Itoa(total)
+		if total > 0 {
+			failed += " (" + strings.Join(kinds, ", ") + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.1f s\t%.1f s\t%d\n", r.engine, r.fault, r.requests, failed,
+			r.lasted.Seconds(), r.afterRepair.Seconds(), r.lost)
+	}
+	w.Flush()
+	return b.String()
+}
