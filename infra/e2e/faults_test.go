@@ -29,11 +29,17 @@ func TestFaults(t *testing.T) {
 	var rows []faultRow
 	t.Cleanup(func() { t.Log("fault table\n" + faultTable(rows)) })
 	t.Run("engine containers", func(t *testing.T) {
+		// Deployed over SSH, the way a remote host is, so the deploy faults can drop the
+		// connection; the runtime faults do not care how the stack got there.
+		h := startSSHD(t)
 		s, _ := devStack(t, "f")
+		s.set("notes:dockerHost", h.dockerHost())
+		s.setList("notes:sshOpts", h.SSHOpts)
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000") // see TestDeployLocal
 		timed(t, "containers: up", func() { s.up() })
 		rows = append(rows, runFaults(t, containersFaults(t, s))...)
+		rows = append(rows, deployFaults(t, s, h)...)
 		timed(t, "containers: destroy", func() { s.destroy() })
 	})
 	t.Run("engine swarm", func(t *testing.T) {
@@ -66,15 +72,16 @@ type faultTarget struct {
 
 func containersFaults(t *testing.T, s *stack) faultTarget {
 	db := s.output("databaseContainer")
+	replicas := s.stringsOutput("replicaNames") // a crashed replica restarts under its name
 	return faultTarget{
 		engine:        "containers",
 		s:             s,
 		database:      func() string { return db },
 		stopDatabase:  func() { docker(t, "kill", db) }, // SIGKILL; a killed container stays down
 		startDatabase: func() { docker(t, "start", db) },
-		replica:       func() string { return s.stringsOutput("replicaNames")[0] },
+		replica:       func() string { return replicas[0] },
 		replicasHealthy: func() bool {
-			for _, r := range s.stringsOutput("replicaNames") {
+			for _, r := range replicas {
 				if state(t, r) != "running healthy" {
 					return false
 				}
@@ -277,4 +284,98 @@ func faultTable(rows []faultRow) string {
 	}
 	w.Flush()
 	return b.String()
+}
+
+// deployFaults drops the SSH connections of `pulumi up` (SIGKILL to every ssh client of the
+// deploy user) once the deploy reaches each phase: the image build, the migration, the new
+// replicas. The load runs throughout. The interrupted up may fail; a second up must converge
+// with no manual cleanup, a third must find nothing to change, the new revision must answer and
+// no replica or migration container of an earlier revision may be left.
+func deployFaults(t *testing.T, s *stack, h *sshHost) []faultRow {
+	prefix := s.prefix()
+	phases := []struct {
+		name    string
+		reached func(before []string) bool
+	}{
+		{"image build", func([]string) bool {
+			return exec.Command("pgrep", "-u", h.User, "-f", "docker build").Run() == nil
+		}},
+		{"migration", func([]string) bool {
+			out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name=^"+prefix+"-migrate-").Output()
+			return len(strings.TrimSpace(string(out))) > 0
+		}},
+		{"new replicas", func(before []string) bool {
+			out, _ := exec.Command("docker", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^"+prefix+"-app-").Output()
+			for _, name := range strings.Fields(string(out)) {
+				if !slices.Contains(before, name) {
+					return true
+				}
+			}
+			return false
+		}},
+	}
+	var rows []faultRow
+	for i, ph := range phases {
+		t.Run("ssh dropped during "+ph.name, func(t *testing.T) {
+			before := s.stringsOutput("replicaNames")
+			s.set("notes:appVersion", fmt.Sprintf("e2e-fault-%d", i))
+			row := underLoad(t, faultTarget{engine: "containers", s: s}, "SSH dropped during "+ph.name, func() time.Time {
+				done := make(chan error, 1)
+				var out string
+				go func() {
+					var err error
+					out, err = s.try(20*time.Minute, "", "up", "--yes", "--skip-preview", "--suppress-progress")
+					done <- err
+				}()
+				killed := 0
+			wait:
+				for {
+					select {
+					case err := <-done:
+						t.Fatalf("pulumi up finished (%v) before the deploy reached the %s", err, ph.name)
+					default:
+					}
+					if ph.reached(before) {
+						break wait
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				killed = killSSHClients(t, h.User)
+				err := <-done
+				t.Logf("killed %d ssh clients during the %s; that up: %v\n%s", killed, ph.name, errString(err), errorLines(out, 8))
+				timed(t, "converging up after the dropped connection", func() { s.up() })
+				return time.Now()
+			})
+			rows = append(rows, row)
+			s.up("--expect-no-changes")
+			rev := s.output("revision")
+			resp := expectStatus(t, &http.Client{Timeout: 10 * time.Second}, s.output("healthUrl"), http.StatusOK)
+			if got := resp.Header.Get("X-Notes-Revision"); got != rev {
+				t.Errorf("X-Notes-Revision through nginx = %q after the converging up, want %q", got, rev)
+			}
+			out := docker(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=com.notes-stack.stack="+s.name)
+			replicas := s.stringsOutput("replicaNames")
+			for _, name := range strings.Fields(out) {
+				if strings.HasPrefix(name, prefix+"-migrate-") {
+					t.Errorf("migration container %s left behind", name)
+				}
+				if strings.HasPrefix(name, prefix+"-app-") && !slices.Contains(replicas, name) {
+					t.Errorf("replica %s of an earlier revision left behind (replicas now: %v)", name, replicas)
+				}
+			}
+		})
+	}
+	return rows
+}
+
+// killSSHClients SIGKILLs every ssh client process logging in as user (the deploy's connections:
+// the Docker provider's dial-stdio and the commands') and returns how many there were.
+func killSSHClients(t *testing.T, user string) int {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-f", "^ssh .*-l "+user+" ").Output()
+	pids := strings.Fields(string(out))
+	for _, pid := range pids {
+		exec.Command("kill", "-KILL", pid).Run()
+	}
+	return len(pids)
 }
