@@ -60,7 +60,10 @@ type replicaSpec struct {
 type AppArgs struct {
 	Stack    string
 	Provider *docker.Provider
-	OnHost   OnHost
+	// Orphans is the hook that removes a container an interrupted up left under a name this
+	// component creates (newOrphanHook); nil for none.
+	Orphans *pulumi.ResourceHookBinding
+	OnHost  OnHost
 	// HostReady is what the image build (a command on the host) waits for.
 	HostReady []pulumi.Resource
 
@@ -253,7 +256,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			DestroyGraceSeconds: pulumi.Int(args.StopGrace),
 			Labels: append(containerLabels(args.Stack, "app", "org.opencontainers.image.version", args.AppVersion),
 				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.revision"), Value: a.RevisionID}),
-		}, pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete,
+		}, pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete, pulumi.ResourceHooks(args.Orphans),
 			// Retire (retire.go) stops old replicas once the new ones are proven.
 			pulumi.RetainOnDelete(true))
 		if err != nil {
