@@ -38,7 +38,7 @@ func TestFaults(t *testing.T) {
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000") // see TestDeployLocal
 		timed(t, "containers: up", func() { s.up() })
-		rows = append(rows, runFaults(t, containersFaults(t, s))...)
+		rows = append(rows, runFaults(t, containersFaults(s))...)
 		rows = append(rows, deployFaults(t, s, h)...)
 		timed(t, "containers: destroy", func() { s.destroy() })
 	})
@@ -51,36 +51,38 @@ func TestFaults(t *testing.T) {
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000")
 		timed(t, "swarm: up", func() { s.up() })
-		rows = append(rows, runFaults(t, swarmFaults(t, s))...)
+		rows = append(rows, runFaults(t, swarmFaults(s))...)
 		timed(t, "swarm: destroy", func() { s.destroy() })
 	})
 }
 
-// faultTarget is how a fault reaches one engine's stack.
+// faultTarget is how a fault reaches one engine's stack. Each function takes the (sub)test it
+// runs in, so a failure stops that subtest.
 type faultTarget struct {
 	engine string
 	s      *stack
-	// database is the running Postgres container (on engine swarm: its task's).
-	database func() string
+	// database is the running Postgres container (on engine swarm: its task's), "" while there
+	// is none.
+	database func(t *testing.T) string
 	// stopDatabase takes Postgres down; startDatabase brings it back (a no-op where the engine
 	// restarts it by itself).
-	stopDatabase, startDatabase func()
+	stopDatabase, startDatabase func(t *testing.T)
 	// replica is a running app container; replicasHealthy says every replica is healthy again.
-	replica         func() string
-	replicasHealthy func() bool
+	replica         func(t *testing.T) string
+	replicasHealthy func(t *testing.T) bool
 }
 
-func containersFaults(t *testing.T, s *stack) faultTarget {
+func containersFaults(s *stack) faultTarget {
 	db := s.output("databaseContainer")
 	replicas := s.stringsOutput("replicaNames") // a crashed replica restarts under its name
 	return faultTarget{
 		engine:        "containers",
 		s:             s,
-		database:      func() string { return db },
-		stopDatabase:  func() { docker(t, "kill", db) }, // SIGKILL; a killed container stays down
-		startDatabase: func() { docker(t, "start", db) },
-		replica:       func() string { return replicas[0] },
-		replicasHealthy: func() bool {
+		database:      func(*testing.T) string { return db },
+		stopDatabase:  func(t *testing.T) { docker(t, "kill", db) }, // SIGKILL; a killed container stays down
+		startDatabase: func(t *testing.T) { docker(t, "start", db) },
+		replica:       func(*testing.T) string { return replicas[0] },
+		replicasHealthy: func(t *testing.T) bool {
 			for _, r := range replicas {
 				if state(t, r) != "running healthy" {
 					return false
@@ -91,23 +93,31 @@ func containersFaults(t *testing.T, s *stack) faultTarget {
 	}
 }
 
-func swarmFaults(t *testing.T, s *stack) faultTarget {
+func swarmFaults(s *stack) faultTarget {
 	dbService := s.output("databaseService")
+	running := func() string {
+		out, _ := exec.Command("docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+dbService).Output()
+		ids := strings.Fields(string(out))
+		if len(ids) != 1 {
+			return ""
+		}
+		return ids[0]
+	}
 	return faultTarget{
 		engine:   "swarm",
 		s:        s,
-		database: func() string { return serviceTask(t, dbService) },
+		database: func(*testing.T) string { return running() },
 		// SIGKILL to the task's container: the task fails and Swarm starts a new one.
-		stopDatabase:  func() { docker(t, "kill", serviceTask(t, dbService)) },
-		startDatabase: func() {},
-		replica: func() string {
+		stopDatabase:  func(t *testing.T) { docker(t, "kill", serviceTask(t, dbService)) },
+		startDatabase: func(*testing.T) {},
+		replica: func(t *testing.T) string {
 			for name := range appTasks(t, s) {
 				return name
 			}
 			t.Fatal("no app task runs")
 			return ""
 		},
-		replicasHealthy: func() bool {
+		replicasHealthy: func(t *testing.T) bool {
 			tasks := appTasks(t, s)
 			healthy := 0
 			for _, st := range tasks {
@@ -134,6 +144,7 @@ func state(t *testing.T, container string) string {
 // faultRow is one line of the fault table.
 type faultRow struct {
 	engine, fault string
+	clients       int // of the mixed load (3 list GETs to 1 POST)
 	requests      int
 	failed        map[string]int // "GET 503", "POST 0" (no HTTP answer) -> count
 	lasted        time.Duration  // from the injection to the repair
@@ -144,12 +155,13 @@ type faultRow struct {
 func runFaults(t *testing.T, ft faultTarget) []faultRow {
 	var rows []faultRow
 	t.Run("database outage", func(t *testing.T) {
-		row := underLoad(t, ft, "Postgres killed for 5 s", func() time.Time {
-			ft.stopDatabase()
+		row := underLoad(t, ft, 16, "Postgres killed for 5 s", func() time.Time {
+			ft.stopDatabase(t)
 			time.Sleep(5 * time.Second)
-			ft.startDatabase()
+			ft.startDatabase(t)
 			return waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool {
-				return exec.Command("docker", "exec", ft.database(), "pg_isready", "-q", "-U", "notes", "-d", "notes").Run() == nil
+				db := ft.database(t)
+				return db != "" && exec.Command("docker", "exec", db, "pg_isready", "-q", "-U", "notes", "-d", "notes").Run() == nil
 			})
 		})
 		rows = append(rows, row)
@@ -160,14 +172,14 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 		}
 	})
 	t.Run("replica crash", func(t *testing.T) {
-		row := underLoad(t, ft, "one replica killed (SIGKILL)", func() time.Time {
-			replica := ft.replica()
+		row := underLoad(t, ft, 16, "one replica killed (SIGKILL)", func() time.Time {
+			replica := ft.replica(t)
 			pid := strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", replica))
 			if out, err := exec.Command("kill", "-KILL", pid).CombinedOutput(); err != nil {
 				t.Fatalf("kill -KILL %s (%s): %v: %s", pid, replica, err, out)
 			}
 			time.Sleep(time.Second) // until the engine saw the exit
-			return waitFor(t, 2*time.Minute, "the replicas to be healthy again", ft.replicasHealthy)
+			return waitFor(t, 2*time.Minute, "the replicas to be healthy again", func() bool { return ft.replicasHealthy(t) })
 		})
 		rows = append(rows, row)
 		for kind, n := range row.failed {
@@ -179,15 +191,15 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 	return rows
 }
 
-// underLoad runs the 16-client load, lets it settle for 5 s, injects the fault (inject returns
+// underLoad runs the load of clients, lets it settle for 5 s, injects the fault (inject returns
 // when the stack is repaired), keeps the load for 15 s more and checks every acknowledged note.
-func underLoad(t *testing.T, ft faultTarget, fault string, inject func() (repaired time.Time)) faultRow {
+func underLoad(t *testing.T, ft faultTarget, clients int, fault string, inject func() (repaired time.Time)) faultRow {
 	t.Helper()
 	api := ft.s.output("apiUrl")
-	l := newLoad(api, 16)
+	l := newLoad(api, clients)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { l.run(ctx, 16); close(done) }()
+	go func() { l.run(ctx, clients); close(done) }()
 	time.Sleep(5 * time.Second)
 	injected := time.Now()
 	repaired := inject()
@@ -195,7 +207,7 @@ func underLoad(t *testing.T, ft faultTarget, fault string, inject func() (repair
 	cancel()
 	<-done
 
-	row := faultRow{engine: ft.engine, fault: fault, requests: len(l.latencies), failed: map[string]int{},
+	row := faultRow{engine: ft.engine, fault: fault, clients: clients, requests: len(l.latencies), failed: map[string]int{},
 		lasted: repaired.Sub(injected)}
 	for _, f := range l.failed {
 		row.failed[fmt.Sprintf("%s %d", f.method, f.status)]++
@@ -266,7 +278,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) tim
 func faultTable(rows []faultRow) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "engine\tfault\trequests\tfailed (by method and status; 0 = no answer)\tfault lasted\tfailing after repair\tacknowledged writes lost")
+	fmt.Fprintln(w, "engine\tfault\tload\trequests\tfailed (by method and status; 0 = no answer)\tfault lasted\tfailing after repair\tacknowledged writes lost")
 	for _, r := range rows {
 		kinds := make([]string, 0, len(r.failed))
 		total := 0
@@ -279,7 +291,7 @@ func faultTable(rows []faultRow) string {
 		if total > 0 {
 			failed += " (" + strings.Join(kinds, ", ") + ")"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.1f s\t%.1f s\t%d\n", r.engine, r.fault, r.requests, failed,
+		fmt.Fprintf(w, "%s\t%s\t%d clients\t%d\t%s\t%.1f s\t%.1f s\t%d\n", r.engine, r.fault, r.clients, r.requests, failed,
 			r.lasted.Seconds(), r.afterRepair.Seconds(), r.lost)
 	}
 	w.Flush()
@@ -293,18 +305,21 @@ func faultTable(rows []faultRow) string {
 // no replica or migration container of an earlier revision may be left.
 func deployFaults(t *testing.T, s *stack, h *sshHost) []faultRow {
 	prefix := s.prefix()
+	// Each phase's deploy changes what that phase needs and no more: a new appVersion is an
+	// image build (the slow part here); a new log level is a new revision of the same image
+	// (migration and new replicas, no build).
 	phases := []struct {
-		name    string
-		reached func(before []string) bool
+		name, key, value string
+		reached          func(before []string) bool
 	}{
-		{"image build", func([]string) bool {
+		{"image build", "notes:appVersion", "e2e-fault-build", func([]string) bool {
 			return exec.Command("pgrep", "-u", h.User, "-f", "docker build").Run() == nil
 		}},
-		{"migration", func([]string) bool {
+		{"migration", "notes:logLevel", "warn", func([]string) bool {
 			out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name=^"+prefix+"-migrate-").Output()
 			return len(strings.TrimSpace(string(out))) > 0
 		}},
-		{"new replicas", func(before []string) bool {
+		{"new replicas", "notes:logLevel", "info", func(before []string) bool {
 			out, _ := exec.Command("docker", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^"+prefix+"-app-").Output()
 			for _, name := range strings.Fields(string(out)) {
 				if !slices.Contains(before, name) {
@@ -315,11 +330,13 @@ func deployFaults(t *testing.T, s *stack, h *sshHost) []faultRow {
 		}},
 	}
 	var rows []faultRow
-	for i, ph := range phases {
+	for _, ph := range phases {
 		t.Run("ssh dropped during "+ph.name, func(t *testing.T) {
 			before := s.stringsOutput("replicaNames")
-			s.set("notes:appVersion", fmt.Sprintf("e2e-fault-%d", i))
-			row := underLoad(t, faultTarget{engine: "containers", s: s}, "SSH dropped during "+ph.name, func() time.Time {
+			s.set(ph.key, ph.value)
+			// 4 clients, not 16: the two image builds of each round compete with the load
+			// for the machine's cores.
+			row := underLoad(t, faultTarget{engine: "containers", s: s}, 4, "SSH dropped during "+ph.name, func() time.Time {
 				done := make(chan error, 1)
 				var out string
 				go func() {
