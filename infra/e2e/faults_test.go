@@ -360,7 +360,12 @@ func deployFaults(t *testing.T, s *stack, h *sshHost) []faultRow {
 				killed = killSSHClients(t, h.User)
 				err := <-done
 				t.Logf("killed %d ssh clients during the %s; that up: %v\n%s", killed, ph.name, errString(err), errorLines(out, 8))
-				timed(t, "converging up after the dropped connection", func() { s.up() })
+				timed(t, "converging up after the dropped connection", func() { out = s.up() })
+				for _, line := range strings.Split(out, "\n") {
+					if strings.Contains(line, "left by an interrupted pulumi up") {
+						t.Logf("converging up: %s", strings.TrimSpace(line))
+					}
+				}
 				return time.Now()
 			})
 			rows = append(rows, row)
