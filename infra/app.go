@@ -60,7 +60,10 @@ type replicaSpec struct {
 type AppArgs struct {
 	Stack    string
 	Provider *docker.Provider
-	OnHost   OnHost
+	// Orphans is the hook that removes a container an interrupted up left under a name this
+	// component creates (newOrphanHook); nil for none.
+	Orphans *pulumi.ResourceHookBinding
+	OnHost  OnHost
 	// HostReady is what the image build (a command on the host) waits for.
 	HostReady []pulumi.Resource
 
@@ -236,9 +239,10 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
 			},
 			NetworksAdvanced: network,
-			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve.
+			// Started (reached the database once), not only alive: Wait returns once a new
+			// replica can serve; see appHealthTest.
 			Healthcheck: docker.ContainerHealthcheckArgs{
-				Tests:       pulumi.ToStringArray([]string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"}),
+				Tests:       pulumi.ToStringArray(appHealthTest),
 				Interval:    pulumi.String("3s"),
 				Timeout:     pulumi.String("2s"),
 				Retries:     pulumi.Int(3),
@@ -252,7 +256,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			DestroyGraceSeconds: pulumi.Int(args.StopGrace),
 			Labels: append(containerLabels(args.Stack, "app", "org.opencontainers.image.version", args.AppVersion),
 				docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.revision"), Value: a.RevisionID}),
-		}, pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete,
+		}, pulumi.Parent(a), prov, pulumi.DependsOn([]pulumi.Resource{mig}), createBeforeDelete, pulumi.ResourceHooks(args.Orphans),
 			// Retire (retire.go) stops old replicas once the new ones are proven.
 			pulumi.RetainOnDelete(true))
 		if err != nil {

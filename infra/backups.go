@@ -37,6 +37,9 @@ type Backups struct {
 type BackupsArgs struct {
 	Stack    string
 	Provider *docker.Provider
+	// Orphans is the hook that removes a container an interrupted up left under a name this
+	// component creates (newOrphanHook); nil for none.
+	Orphans *pulumi.ResourceHookBinding
 	// ImageID is an already pulled Postgres image (the database's); nil to pull Image here (an
 	// external database).
 	ImageID  pulumi.StringInput
@@ -108,7 +111,7 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 		LogDriver:        pulumi.String("json-file"),
 		LogOpts:          logOpts(),
 		Labels:           containerLabels(args.Stack, "backup"),
-	}, pulumi.Parent(b), prov, pulumi.DependsOn(args.Ready))
+	}, pulumi.Parent(b), prov, pulumi.DependsOn(args.Ready), pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
 		return nil, err
 	}

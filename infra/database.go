@@ -25,7 +25,10 @@ var dbEntrypointScript string
 type DatabaseArgs struct {
 	Stack    string
 	Provider *docker.Provider
-	OnHost   OnHost // the password command runs on the host
+	// Orphans is the hook that removes a container an interrupted up left under a name this
+	// component creates (newOrphanHook); nil for none.
+	Orphans *pulumi.ResourceHookBinding
+	OnHost  OnHost // the password command runs on the host
 
 	ExternalURL pulumi.StringOutput // secret; owner URL of an external database
 	External    bool
@@ -152,7 +155,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		// POSTGRES_* (and the password file) only act when the data directory is first
 		// initialised; a change would only recreate (stop, then start) the database. Password
 		// changes go through the password command below instead.
-		pulumi.IgnoreChanges([]string{"envs", "uploads"}))
+		pulumi.IgnoreChanges([]string{"envs", "uploads"}), pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
 		return nil, err
 	}

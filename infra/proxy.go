@@ -56,8 +56,11 @@ server {
 
 // ProxyArgs is what the Proxy component uses.
 type ProxyArgs struct {
-	Stack     string
-	Provider  *docker.Provider
+	Stack    string
+	Provider *docker.Provider
+	// Orphans is the hook that removes a container an interrupted up left under a name this
+	// component creates (newOrphanHook); nil for none.
+	Orphans   *pulumi.ResourceHookBinding
 	OnHost    OnHost            // the configuration is installed with docker exec on the host
 	HostReady []pulumi.Resource // what commands on the host wait for
 
@@ -245,7 +248,8 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		// containers as they are.)
 		cargs.Envs = pulumi.StringArray{pulumi.String("NOTES_CERT_DOMAIN=" + args.Domain)}
 	}
-	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov, pulumi.DependsOn(args.HostReady))
+	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov, pulumi.DependsOn(args.HostReady),
+		pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +332,7 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 			LogDriver:    pulumi.String("json-file"),
 			LogOpts:      logOpts(),
 			Labels:       containerLabels(args.Stack, "certbot"),
-		}, pulumi.Parent(p), prov, pulumi.DependsOn([]pulumi.Resource{conf}))
+		}, pulumi.Parent(p), prov, pulumi.DependsOn([]pulumi.Resource{conf}), pulumi.ResourceHooks(args.Orphans))
 		if err != nil {
 			return nil, err
 		}

@@ -47,6 +47,10 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return s, err
 	}
 	prov, onHost := s.Host.Provider, s.Host.OnHost
+	orphans, err := newOrphanHook(ctx, cfg.Name("orphans"), onHost)
+	if err != nil {
+		return nil, err
+	}
 	// Everything that talks to the host goes through the provider, which waits for the
 	// bootstrap; the components depend on the Host component too.
 	after := pulumi.DependsOn([]pulumi.Resource{s.Host})
@@ -69,7 +73,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	network := s.Network.Network.Name
 
 	if s.Database, err = NewDatabase(ctx, cfg.Name("db"), &DatabaseArgs{
-		Stack: cfg.Stack, Provider: prov, OnHost: onHost,
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost, Orphans: orphans,
 		ExternalURL: cfg.DatabaseURL, External: cfg.ExternalDB,
 		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
 		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
@@ -80,7 +84,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 
 	retire := newRetireTimings(cfg.DrainWait(), nginxDNSValid())
 	if s.App, err = NewApp(ctx, cfg.Name("app"), &AppArgs{
-		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
@@ -95,7 +99,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	}
 
 	proxyArgs := &ProxyArgs{
-		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
 		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
 		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
 		TLS: cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
@@ -113,7 +117,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 
 	if cfg.BackupsEnabled {
 		backupsArgs := &BackupsArgs{
-			Stack: cfg.Stack, Provider: prov, Image: cfg.PostgresImage,
+			Stack: cfg.Stack, Provider: prov, Orphans: orphans, Image: cfg.PostgresImage,
 			OwnerURL: s.Database.OwnerURL, Network: network, Volume: s.Network.Volumes["backups"],
 			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep,
 			Ready: append(append([]pulumi.Resource{}, s.Database.Ready...), s.App.Migration),

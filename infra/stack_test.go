@@ -311,7 +311,7 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 		t.Errorf("%s: wait is not set", r.Name)
 	}
 	hc := strs(obj(prop(r, "healthcheck"))["tests"])
-	if strings.Join(hc, " ") != "CMD /notes healthcheck --url http://127.0.0.1:8080/readyz" {
+	if strings.Join(hc, " ") != "CMD /notes healthcheck --url http://127.0.0.1:8080/startedz" {
 		t.Errorf("%s: healthcheck = %v", r.Name, hc)
 	}
 	// Stop grace > drain delay (5s) + shutdown timeout (15s).

@@ -59,7 +59,14 @@ type swarmTimings struct {
 	Converge time.Duration
 }
 
-// App task healthcheck: the image's `notes healthcheck` against /readyz.
+// appHealthTest is the replicas' and app tasks' healthcheck on both engines: the image's `notes
+// healthcheck` against /startedz, which turns healthy once the process reached the database and
+// stays healthy through a database outage. On /readyz a few seconds of outage made every task
+// unhealthy, and Swarm replaced them all at once (measured by `make faults`: the outage became
+// one of the app).
+var appHealthTest = []string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/startedz"}
+
+// App task healthcheck timing.
 const (
 	appHealthInterval = 3 * time.Second
 	appHealthRetries  = 3

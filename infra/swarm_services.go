@@ -226,7 +226,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 				Mounts:   docker.ServiceTaskSpecContainerSpecMountArray{tmpfsMount("/tmp")},
 				CapDrops: pulumi.ToStringArray([]string{"ALL"}),
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
-					Tests:       pulumi.ToStringArray([]string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/readyz"}),
+					Tests:       pulumi.ToStringArray(appHealthTest),
 					Interval:    pulumi.String(swarmDuration(appHealthInterval)),
 					Timeout:     pulumi.String("2s"),
 					Retries:     pulumi.Int(appHealthRetries),

@@ -215,7 +215,7 @@ func checkAppService(t *testing.T, m *mocks, app *mockRes, replicas int) {
 		t.Errorf("app updateConfig = %v, want start-first, parallelism 1, rollback", uc)
 	}
 	hc := obj(spec["healthcheck"])
-	if tests := strings.Join(strs(hc["tests"]), " "); tests != "CMD /notes healthcheck --url http://127.0.0.1:8080/readyz" {
+	if tests := strings.Join(strs(hc["tests"]), " "); tests != "CMD /notes healthcheck --url http://127.0.0.1:8080/startedz" {
 		t.Errorf("app healthcheck = %s", tests)
 	}
 	monitor := duration(t, str(uc["monitor"]))

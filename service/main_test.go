@@ -304,6 +304,8 @@ func TestSecretsFromFiles(t *testing.T) {
 
 // TestReadinessFollowsDatabase: the service starts while Postgres is down,
 // becomes ready when it comes up, unready when it stops, ready again after.
+// /startedz (the container healthcheck) is 503 until the database answered
+// once and 200 from then on, through every later outage.
 func TestReadinessFollowsDatabase(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.NewServer(t)
@@ -322,6 +324,9 @@ func TestReadinessFollowsDatabase(t *testing.T) {
 	if got := testutil.Status(s.base + "/healthz"); got != 200 {
 		t.Fatalf("healthz with DB down = %d", got)
 	}
+	if got := testutil.Status(s.base + "/startedz"); got != 503 {
+		t.Fatalf("startedz before the database ever answered = %d", got)
+	}
 	for round := 0; round < 2; round++ {
 		if err := pg.Start(); err != nil {
 			t.Fatal(err)
@@ -332,6 +337,9 @@ func TestReadinessFollowsDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		testutil.WaitStatus(t, s.base+"/readyz", 503, 20*time.Second)
+		if got := testutil.Status(s.base + "/startedz"); got != 200 {
+			t.Fatalf("startedz during an outage after the first start = %d, want 200", got)
+		}
 	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)

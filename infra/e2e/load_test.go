@@ -26,11 +26,19 @@ type load struct {
 	mu        sync.Mutex
 	latencies []time.Duration
 	failures  []string
+	failed    []failedRequest
 	acked     map[int64]notePayload
 	replayed  int // POSTs answered as a replay of an earlier attempt (Idempotent-Replayed)
 	// plain: a client like wrk or curl, which sends no Idempotency-Key and never retries
 	// (see newPlainLoad).
 	plain bool
+}
+
+// failedRequest is when a request failed and how: its status, or 0 for a transport error.
+type failedRequest struct {
+	at     time.Time
+	method string
+	status int
 }
 
 type notePayload struct {
@@ -69,12 +77,15 @@ func (l *load) run(ctx context.Context, concurrency int) {
 	wg.Wait()
 }
 
-func (l *load) record(start time.Time, failure string) {
+// record counts a request that started at start: a success when failure is empty, else a
+// failure of method with status (0: no HTTP answer).
+func (l *load) record(start time.Time, method string, status int, failure string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.latencies = append(l.latencies, time.Since(start))
 	if failure != "" {
 		l.failures = append(l.failures, failure)
+		l.failed = append(l.failed, failedRequest{at: time.Now(), method: method, status: status})
 	}
 }
 
@@ -89,7 +100,7 @@ func (l *load) list(ctx context.Context) {
 	resp, err := l.client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
-			l.record(start, "GET: "+err.Error())
+			l.record(start, http.MethodGet, 0, "GET: "+err.Error())
 		}
 		return
 	}
@@ -98,13 +109,13 @@ func (l *load) list(ctx context.Context) {
 	var notes []map[string]any
 	switch {
 	case err != nil:
-		l.record(start, "GET body: "+err.Error())
+		l.record(start, http.MethodGet, 0, "GET body: "+err.Error())
 	case resp.StatusCode != http.StatusOK:
-		l.record(start, fmt.Sprintf("GET: status %d: %.200s", resp.StatusCode, body))
+		l.record(start, http.MethodGet, resp.StatusCode, fmt.Sprintf("GET: status %d: %.200s", resp.StatusCode, body))
 	case json.Unmarshal(body, &notes) != nil:
-		l.record(start, fmt.Sprintf("GET: not a JSON list: %.200s", body))
+		l.record(start, http.MethodGet, resp.StatusCode, fmt.Sprintf("GET: not a JSON list: %.200s", body))
 	default:
-		l.record(start, "")
+		l.record(start, "", 0, "")
 	}
 }
 
@@ -124,7 +135,7 @@ func (l *load) post(ctx context.Context, title string) {
 	if err != nil {
 		// A POST cut off by the end of the run is not a failure of the deploy; anything else is.
 		if ctx.Err() == nil {
-			l.record(start, "POST: "+err.Error())
+			l.record(start, http.MethodPost, 0, "POST: "+err.Error())
 		}
 		return
 	}
@@ -135,13 +146,13 @@ func (l *load) post(ctx context.Context, title string) {
 	}
 	switch {
 	case err != nil:
-		l.record(start, "POST body: "+err.Error())
+		l.record(start, http.MethodPost, 0, "POST body: "+err.Error())
 	case resp.StatusCode != http.StatusCreated:
-		l.record(start, fmt.Sprintf("POST: status %d: %.200s", resp.StatusCode, body))
+		l.record(start, http.MethodPost, resp.StatusCode, fmt.Sprintf("POST: status %d: %.200s", resp.StatusCode, body))
 	case json.Unmarshal(body, &created) != nil || created.ID == 0:
-		l.record(start, fmt.Sprintf("POST: bad body %.200s", body))
+		l.record(start, http.MethodPost, resp.StatusCode, fmt.Sprintf("POST: bad body %.200s", body))
 	default:
-		l.record(start, "")
+		l.record(start, "", 0, "")
 		l.mu.Lock()
 		l.acked[created.ID] = note
 		if resp.Header.Get("Idempotent-Replayed") == "true" {

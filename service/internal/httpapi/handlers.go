@@ -34,16 +34,42 @@ func (s *server) handleReadyz() echo.HandlerFunc {
 		if s.draining.Load() {
 			return notes.Errorf(notes.EUNAVAILABLE, "shutting down")
 		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
-		defer cancel()
-		if err := s.store.Ping(ctx); err != nil {
-			if notes.ErrorCode(err) != notes.EUNAVAILABLE {
-				err = &notes.Error{Code: notes.EUNAVAILABLE, Message: "database unavailable", Err: err}
-			}
+		if err := s.pingDatabase(c.Request().Context()); err != nil {
 			return err
 		}
 		return writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
 	}
+}
+
+// handleStartedz is the container healthcheck's endpoint: 503 until this process has reached
+// the database once, 200 from then on, whatever the database does. Swarm restarts an unhealthy
+// task, so a healthcheck on /readyz would turn a database outage of a few seconds into every
+// replica restarting at once; a start-first update still waits for a new task to reach the
+// database before the old one stops.
+func (s *server) handleStartedz() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !s.started.Load() {
+			if err := s.pingDatabase(c.Request().Context()); err != nil {
+				return err
+			}
+		}
+		return writeJSON(c, http.StatusOK, map[string]string{"status": "started"})
+	}
+}
+
+// pingDatabase is the readiness check (SELECT 1 within readyTimeout); a success marks the
+// process started.
+func (s *server) pingDatabase(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		if notes.ErrorCode(err) != notes.EUNAVAILABLE {
+			err = &notes.Error{Code: notes.EUNAVAILABLE, Message: "database unavailable", Err: err}
+		}
+		return err
+	}
+	s.started.Store(true)
+	return nil
 }
 
 func (s *server) handleListNotes() echo.HandlerFunc {

@@ -125,6 +125,7 @@ func TestBasicEndpoints(t *testing.T) {
 		{"/", 200, `"service":"notes"`},
 		{"/healthz", 200, `{"status":"ok"}`},
 		{"/readyz", 200, `{"status":"ready"}`},
+		{"/startedz", 200, `{"status":"started"}`},
 		{"/metrics", 200, "pgxpool_max_conns 8"},
 	}
 	for _, tc := range tests {
@@ -570,6 +571,7 @@ func TestStoreUnavailable(t *testing.T) {
 	en := &env{h: h, srv: srv}
 	tests := []struct{ method, path, body string }{
 		{"GET", "/readyz", ""},
+		{"GET", "/startedz", ""},
 		{"GET", "/api/notes", ""},
 		{"POST", "/api/notes", `{"title":"x"}`},
 		{"GET", "/api/notes/1", ""},
@@ -629,7 +631,7 @@ func TestNoServerErrors(t *testing.T) {
 	e := newEnv(t)
 	id := e.create(t, "x", "y")
 	methods := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"}
-	paths := []string{"/", "/healthz", "/readyz", "/metrics", "/api/notes", "/api/notes/", "/api/notes/" + strconv.FormatInt(id, 10),
+	paths := []string{"/", "/healthz", "/readyz", "/startedz", "/metrics", "/api/notes", "/api/notes/", "/api/notes/" + strconv.FormatInt(id, 10),
 		"/api/notes/%00", "/api/notes/" + strings.Repeat("9", 400), "/api/notes/1/extra", "/api//notes", "/api/notes/%2e%2e",
 		"/api/notes?limit=50&limit=1", "/api/notes?cursor=&limit=", "/api/notes?cursor=" + strings.Repeat("A", 5000),
 		"/api/notes?limit=-0", "/api/notes?limit=1e2", "/api/notes?limit=99999999999999999999"}

@@ -10,6 +10,7 @@ func (s *server) addRoutes(e *echo.Echo) {
 	e.GET("/", s.handleHello())
 	e.GET("/healthz", s.handleHealthz())
 	e.GET("/readyz", s.handleReadyz())
+	e.GET("/startedz", s.handleStartedz())
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 
 	e.GET("/api/notes", s.handleListNotes())

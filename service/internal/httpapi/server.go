@@ -48,6 +48,7 @@ type server struct {
 	log      *slog.Logger
 	maxBody  int64
 	draining *atomic.Bool
+	started  atomic.Bool // the database answered once (handleStartedz)
 	version  string
 	revision string
 	metrics  *httpMetrics
