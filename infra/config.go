@@ -42,6 +42,11 @@ type Config struct {
 	LogLevel        string
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	// WriteAuth is notes:writeAuth, the service's WRITE_AUTH: modify (PATCH and DELETE need
+	// the API token), all (POST too) or none. APIToken (notes:apiToken, secret) is the token,
+	// delivered to the replicas as their API_TOKENS_FILE; unset with writeAuth none.
+	WriteAuth string
+	APIToken  pulumi.StringOutput
 
 	// Proxy.
 	NginxImage   string
@@ -78,6 +83,13 @@ type Config struct {
 	// host, or Swarm services.
 	Engine Engine
 }
+
+// The values of notes:writeAuth (the service's WRITE_AUTH).
+const (
+	WriteAuthModify = "modify"
+	WriteAuthAll    = "all"
+	WriteAuthNone   = "none"
+)
 
 // ConfigError names the offending config key.
 type ConfigError struct {
@@ -128,6 +140,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		LogLevel:        r.str("logLevel", "info"),
 		DrainDelay:      r.duration("drainDelay", 5*time.Second),
 		ShutdownTimeout: r.duration("shutdownTimeout", 15*time.Second),
+		WriteAuth:       r.str("writeAuth", WriteAuthModify),
 
 		NginxImage:   r.str("nginxImage", defaultNginxImage),
 		RateLimit:    r.integer("rateLimit", 600),
@@ -174,6 +187,13 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	} else {
 		r.errs = append(r.errs, keyErr("appDbPassword", "required: password of the least-privilege role %s the replicas use (`pulumi config set --secret appDbPassword ...`)", AppRole))
 	}
+	if v, err := c.TrySecret("apiToken"); err == nil {
+		if cfg.WriteAuth != WriteAuthNone {
+			cfg.APIToken = v
+		}
+	} else if cfg.WriteAuth != WriteAuthNone {
+		r.errs = append(r.errs, keyErr("apiToken", "required unless notes:writeAuth is none: the bearer token for PATCH and DELETE (`make secret KEY=notes:apiToken`; make up generates one for a new stack), at least 16 characters"))
+	}
 	if cfg.TLS == nginx.TLSProvided {
 		if v, err := c.TrySecret("tlsCert"); err == nil {
 			cfg.TLSCert = v
@@ -191,6 +211,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.WriteAuth == WriteAuthNone {
+		// An explicit opt-out, but one to see on every preview and up.
+		_ = ctx.Log.Warn("notes:writeAuth is none: anyone who reaches nginx can change and delete notes (PATCH and DELETE need no token)", nil)
 	}
 	return cfg, nil
 }
@@ -246,6 +270,11 @@ func (c *Config) Validate() error {
 		add("shutdownTimeout", "must be between 1s and 10m, got %s", c.ShutdownTimeout)
 	}
 
+	switch c.WriteAuth {
+	case WriteAuthModify, WriteAuthAll, WriteAuthNone:
+	default:
+		add("writeAuth", "%q must be modify (PATCH and DELETE need notes:apiToken), all (POST too) or none", c.WriteAuth)
+	}
 	if c.RateLimit < 0 {
 		add("rateLimit", "must be 0 (off) or a number of writes per minute, got %d", c.RateLimit)
 	}
@@ -503,4 +532,18 @@ func (r *reader) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// minAPITokenLen is the service's shortest API token (service/internal/config).
+const minAPITokenLen = 16
+
+// APITokensFile is the content of the replicas' API_TOKENS_FILE: the token on one line
+// (secret). A token the service would refuse fails here, naming the key, not in a replica.
+func (c *Config) APITokensFile() pulumi.StringOutput {
+	return pulumi.ToSecret(c.APIToken.ApplyT(func(t string) (string, error) {
+		if len(t) < minAPITokenLen || strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return "", keyErr("apiToken", "must be at least %d characters without spaces or control characters", minAPITokenLen)
+		}
+		return t + "\n", nil
+	})).(pulumi.StringOutput)
 }

@@ -79,7 +79,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	}
 
 	retire := newRetireTimings(cfg.DrainWait(), nginxDNSValid())
-	if s.App, err = NewApp(ctx, cfg.Name("app"), &AppArgs{
+	appArgs := &AppArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
@@ -90,7 +90,12 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Network: network, NetworkName: cfg.Name("net"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
 		DatabaseReady: s.Database.Ready,
-	}, after); err != nil {
+		WriteAuth:     cfg.WriteAuth, TrustedProxies: s.Network.Subnets,
+	}
+	if cfg.WriteAuth != WriteAuthNone {
+		appArgs.APITokens = cfg.APITokensFile()
+	}
+	if s.App, err = NewApp(ctx, cfg.Name("app"), appArgs, after); err != nil {
 		return nil, err
 	}
 

@@ -25,10 +25,11 @@ func devStack(t *testing.T, prefix string) (s *stack, secrets []string) {
 	s.set("notes:dbPort", strconv.Itoa(freePort(t)))
 	s.set("notes:protect", "false")
 	s.set("notes:appVersion", "e2e-1")
-	dbPassword, appPassword := randomSecret(t), randomSecret(t)
+	dbPassword, appPassword, apiToken := randomSecret(t), randomSecret(t), randomSecret(t)
 	s.setSecret("notes:dbPassword", dbPassword)
 	s.setSecret("notes:appDbPassword", appPassword)
-	return s, []string{dbPassword, appPassword}
+	s.setSecret("notes:apiToken", apiToken)
+	return s, []string{dbPassword, appPassword, apiToken}
 }
 
 func TestPreviewDev(t *testing.T) {

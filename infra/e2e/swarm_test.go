@@ -51,7 +51,7 @@ func TestSwarm(t *testing.T) {
 	})
 	t.Run("backup and restore", func(t *testing.T) {
 		backupAndRestoreIn(t, serviceTask(t, s.output("databaseService")), serviceTask(t, s.output("backupService")),
-			&http.Client{Timeout: 10 * time.Second}, api)
+			&http.Client{Timeout: 10 * time.Second}, api, s.get("notes:apiToken"))
 	})
 	scan.swarmObjects(s.prefix())
 	scan.check(t)
