@@ -30,6 +30,7 @@ type Config struct {
 	DockerHost DockerHost // parsed notes:dockerHost
 	SSHOpts    []string   // extra ssh arguments (provider SshOpts and our own ssh commands)
 	Bootstrap  bool       // install Docker over SSH before anything else (ssh:// only)
+	DockerTLS  DockerTLS  // client TLS for a tcp:// daemon
 
 	// Service.
 	Replicas        int
@@ -194,6 +195,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	} else if cfg.WriteAuth != WriteAuthNone {
 		r.errs = append(r.errs, keyErr("apiToken", "required unless notes:writeAuth is none: the bearer token for PATCH and DELETE (`make secret KEY=notes:apiToken`; make up generates one for a new stack), at least 16 characters"))
 	}
+	cfg.DockerTLS = readDockerTLS(ctx, c, r)
 	if cfg.TLS == nginx.TLSProvided {
 		if v, err := c.TrySecret("tlsCert"); err == nil {
 			cfg.TLSCert = v
@@ -229,6 +231,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Bootstrap && !c.DockerHost.IsSSH() {
 		add("bootstrap", "only valid with an ssh:// dockerHost (it installs Docker over SSH)")
+	}
+	switch {
+	case c.DockerHost.Kind == TCPHost && !c.DockerTLS.Set && !c.DockerHost.IsLoopback():
+		add("dockerHost", "%s without TLS is refused: whoever reaches the port controls the Docker daemon (root on the host); set notes:dockerTlsCa, dockerTlsCert and dockerTlsKey (secrets, PEM), or use ssh://", c.DockerHost)
+	case c.DockerTLS.Set && c.DockerHost.Kind != TCPHost:
+		add("dockerTlsCa", "TLS client certificates are only used with a tcp:// dockerHost")
 	}
 	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() {
 		add("sshOpts", "only used with an ssh:// dockerHost")
@@ -546,4 +554,45 @@ func (c *Config) APITokensFile() pulumi.StringOutput {
 		}
 		return t + "\n", nil
 	})).(pulumi.StringOutput)
+}
+
+// DockerTLS is the client side of a TLS-protected tcp:// Docker daemon (dockerd --tlsverify):
+// the CA that signed the daemon's certificate, and this client's certificate and key, PEM, all
+// Pulumi secrets. Set is false when none is configured.
+type DockerTLS struct {
+	CA, Cert, Key pulumi.StringOutput
+	Set           bool
+}
+
+// readDockerTLS reads notes:dockerTlsCa, dockerTlsCert and dockerTlsKey: all three or none,
+// each as a secret (a key in clear in the stack file would be readable by anyone with the
+// repository).
+func readDockerTLS(ctx *pulumi.Context, c *config.Config, r *reader) DockerTLS {
+	var t DockerTLS
+	var missing []string
+	for _, f := range []struct {
+		key string
+		dst *pulumi.StringOutput
+	}{{"dockerTlsCa", &t.CA}, {"dockerTlsCert", &t.Cert}, {"dockerTlsKey", &t.Key}} {
+		v, err := c.TrySecret(f.key)
+		if err != nil {
+			missing = append(missing, f.key)
+			continue
+		}
+		if !ctx.IsConfigSecret("notes:" + f.key) {
+			r.errs = append(r.errs, keyErr(f.key, "must be a secret (`make secret KEY=notes:%s < file.pem`), not a plain value", f.key))
+		}
+		*f.dst = v
+	}
+	switch len(missing) {
+	case 3:
+		return DockerTLS{}
+	case 0:
+		t.Set = true
+		return t
+	}
+	for _, k := range missing {
+		r.errs = append(r.errs, keyErr(k, "required with the other notes:dockerTls* keys (PEM, `make secret KEY=notes:%s < file.pem`)", k))
+	}
+	return DockerTLS{}
 }

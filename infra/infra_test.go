@@ -176,7 +176,8 @@ func stackConfig(t *testing.T, stack string) map[string]string {
 func withConfig(cfg map[string]string) pulumi.RunOption {
 	return func(info *pulumi.RunInfo) {
 		info.Config = cfg
-		for _, k := range []string{"notes:dbPassword", "notes:appDbPassword", "notes:apiToken", "notes:databaseUrl", "notes:tlsCert", "notes:tlsKey"} {
+		for _, k := range []string{"notes:dbPassword", "notes:appDbPassword", "notes:apiToken", "notes:databaseUrl", "notes:tlsCert", "notes:tlsKey",
+			"notes:dockerTlsCa", "notes:dockerTlsCert", "notes:dockerTlsKey"} {
 			if _, ok := cfg[k]; ok {
 				info.ConfigSecretKeys = append(info.ConfigSecretKeys, k)
 			}

@@ -38,6 +38,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		DockerHost: cfg.DockerHost,
 		SSHOpts:    cfg.SSHOpts,
 		Bootstrap:  cfg.Bootstrap,
+		TLS:        cfg.DockerTLS,
 		After:      []pulumi.Resource{s.Engine},
 	}); err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 const (
@@ -468,6 +470,10 @@ func TestInvalidConfig(t *testing.T) {
 		{"no api token", nil, []string{"notes:apiToken"}, "notes:apiToken"},
 		{"no api token, POST protected too", map[string]string{"notes:writeAuth": "all"}, []string{"notes:apiToken"}, "notes:apiToken"},
 		{"unknown writeAuth", map[string]string{"notes:writeAuth": "some"}, nil, "notes:writeAuth"},
+		{"tcp without TLS", map[string]string{"notes:dockerHost": "tcp://10.0.0.5:2375"}, nil, "notes:dockerHost"},
+		{"tcp by name without TLS", map[string]string{"notes:dockerHost": "tcp://docker.example.com:2375"}, nil, "notes:dockerHost"},
+		{"part of the TLS material", map[string]string{"notes:dockerHost": "tcp://10.0.0.5:2376", "notes:dockerTlsCa": "CA"}, nil, "notes:dockerTlsKey"},
+		{"TLS material for a socket", map[string]string{"notes:dockerTlsCa": "CA", "notes:dockerTlsCert": "C", "notes:dockerTlsKey": "K"}, nil, "notes:dockerTlsCa"},
 		{"db port on all addresses", map[string]string{"notes:bindAddress": "0.0.0.0"}, nil, "notes:dbPort"},
 		{"bootstrap without ssh", map[string]string{"notes:bootstrap": "true"}, nil, "notes:bootstrap"},
 		{"bad duration", map[string]string{"notes:drainDelay": "5 seconds"}, nil, "notes:drainDelay"},
@@ -607,4 +613,62 @@ func appEnv(t *testing.T, m *mocks, engine string) map[string]string {
 	}
 	t.Fatal("no replica")
 	return nil
+}
+
+// TestDockerTLS: a tcp:// daemon on another machine needs TLS material, all of it secret; the
+// provider and the program's commands get it, no input holds it in clear. Loopback needs none.
+func TestDockerTLS(t *testing.T) {
+	tlsCfg := func() map[string]string {
+		cfg := stackConfig(t, "dev")
+		cfg["notes:dockerHost"] = "tcp://docker.example.com:2376"
+		cfg["notes:dockerTlsCa"], cfg["notes:dockerTlsCert"], cfg["notes:dockerTlsKey"] = "CA-PEM", "CERT-PEM", "KEY-SECRET-PEM"
+		delete(cfg, "notes:dbPort") // published on the remote host's loopback: fine, but not needed
+		return cfg
+	}
+	m := mustDeploy(t, "dev", tlsCfg())
+	provs := m.byType(providerT)
+	if len(provs) != 1 {
+		t.Fatalf("%d providers", len(provs))
+	}
+	for k, want := range map[string]string{"caMaterial": "CA-PEM", "certMaterial": "CERT-PEM", "keyMaterial": "KEY-SECRET-PEM"} {
+		if v := prop(provs[0], k); !isSecret(v) || str(v) != want {
+			t.Errorf("provider %s = %v, want the secret %q", k, v, want)
+		}
+	}
+	var commands int
+	for _, r := range m.resources {
+		for k, v := range r.Inputs {
+			if containsClear(v, "KEY-SECRET-PEM") {
+				t.Errorf("%s %s.%s holds the TLS key in clear", r.Type, r.Name, k)
+			}
+		}
+		if r.Type == commandT && strings.Contains(str(prop(r, "create")), "DOCKER_TLS_VERIFY=1") {
+			commands++
+		}
+	}
+	if commands == 0 {
+		t.Error("no command on the host uses TLS")
+	}
+
+	// The material must be secret in the stack's config, not a plain value.
+	plain := tlsCfg()
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		_, err := LoadConfig(ctx)
+		return err
+	}, pulumi.WithMocks("notes", "dev", &mocks{}), func(info *pulumi.RunInfo) {
+		info.Config = plain
+		info.ConfigSecretKeys = []string{"notes:dbPassword", "notes:appDbPassword", "notes:apiToken", "notes:dockerTlsCa", "notes:dockerTlsCert"}
+	})
+	if err == nil || !strings.Contains(err.Error(), "notes:dockerTlsKey") || !strings.Contains(err.Error(), "secret") {
+		t.Errorf("a TLS key in clear: err = %v, want one naming notes:dockerTlsKey", err)
+	}
+
+	// A loopback tcp:// daemon may go without TLS.
+	for _, h := range []string{"tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375"} {
+		cfg := stackConfig(t, "dev")
+		cfg["notes:dockerHost"] = h
+		if err := deploy(t, "dev", cfg, &mocks{}); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
 }
