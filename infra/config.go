@@ -596,3 +596,15 @@ func readDockerTLS(ctx *pulumi.Context, c *config.Config, r *reader) DockerTLS {
 	}
 	return DockerTLS{}
 }
+
+// AuthMethods are the methods the replicas answer 401 without the API token (WRITE_AUTH), whose
+// attempts nginx rate-limits per client address.
+func (c *Config) AuthMethods() []string {
+	switch c.WriteAuth {
+	case WriteAuthAll:
+		return []string{"POST", "PATCH", "DELETE"}
+	case WriteAuthNone:
+		return nil
+	}
+	return []string{"PATCH", "DELETE"}
+}

@@ -104,7 +104,8 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready,
 		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
 		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
-		TLS: cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		AuthMethods: cfg.AuthMethods(),
+		TLS:         cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		UpstreamDNS: ReplicaAlias(cfg.Stack), UpstreamsReady: s.App.Ready, DrainDelay: cfg.DrainDelay,
 	}
 	if cfg.TLS == nginx.TLSACME {

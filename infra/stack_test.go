@@ -578,6 +578,15 @@ func TestWriteAuthWiring(t *testing.T) {
 				if env["TRUSTED_PROXIES"] != testSubnet {
 					t.Errorf("TRUSTED_PROXIES = %q, want the stack network's subnet %s", env["TRUSTED_PROXIES"], testSubnet)
 				}
+				if engine == "containers" {
+					// nginx limits the attempts of exactly the methods that need the token.
+					conf := renderedFiles(t, m.named(t, "notes-dev-nginx-config"))["nginx.conf"]
+					limited := strings.Contains(conf, "zone=notes_auth")
+					postLimited := strings.Contains(conf, "POST $binary_remote_addr;\n        PATCH $binary_remote_addr;\n        DELETE $binary_remote_addr;\n    }\n    limit_req_zone $notes_auth_key")
+					if limited != tc.token || postLimited != (want == "all") {
+						t.Errorf("writeAuth %s: nginx limits token attempts %v (POST too: %v):\n%s", want, limited, postLimited, conf)
+					}
+				}
 			})
 		}
 	}

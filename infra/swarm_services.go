@@ -295,7 +295,7 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 	nginxName := cfg.Name("nginx")
 	files, err := renderNginx(&ProxyArgs{
 		Stack: cfg.Stack, BindAddress: cfg.BindAddress, HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-		RateLimit: cfg.RateLimit, TLS: cfg.TLS, Domain: cfg.Domain, UpstreamDNS: ReplicaAlias(cfg.Stack),
+		RateLimit: cfg.RateLimit, AuthMethods: cfg.AuthMethods(), TLS: cfg.TLS, Domain: cfg.Domain, UpstreamDNS: ReplicaAlias(cfg.Stack),
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("nginx configuration: %w", err)
