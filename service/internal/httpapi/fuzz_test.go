@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -161,7 +162,10 @@ func topLevelKeys(body []byte) ([]string, bool) {
 func ambiguous(keys []string) bool {
 	for i := range keys {
 		for j := range i {
-			if strings.EqualFold(keys[i], keys[j]) || strings.ToUpper(keys[i]) == strings.ToUpper(keys[j]) {
+			// Both rules on purpose: EqualFold has orbits (k, K, the Kelvin sign) that
+			// upper-casing lacks, and upper-casing maps ı to I, which EqualFold does not.
+			upper := func(k string) string { return strings.Map(unicode.ToUpper, k) }
+			if strings.EqualFold(keys[i], keys[j]) || upper(keys[i]) == upper(keys[j]) {
 				return true
 			}
 		}
