@@ -334,6 +334,11 @@ func (c *Config) Validate() error {
 			add("dbPort", "must differ from the nginx ports")
 		}
 	}
+	if !c.ExternalDB {
+		if _, err := postgresMajor(c.PostgresImage); err != nil {
+			add("postgresImage", "%v", err)
+		}
+	}
 	if !regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`).MatchString(c.DBName) {
 		add("dbName", "%q must be a lower-case SQL identifier", c.DBName)
 	}

@@ -9,6 +9,7 @@ import (
 // Stack is the whole deployment, wired from the components.
 type Stack struct {
 	Engine   *local.Command // the engine guard (engine.go)
+	DBMajor  *local.Command // the Postgres major guard (database.go); nil with an external database
 	Host     *Host
 	Network  *Network
 	Database *Database
@@ -17,8 +18,8 @@ type Stack struct {
 	Backups  *Backups // nil unless backups=true
 	Smoke    *Smoke
 	Retire   *local.Command
-	// Swarm is the whole stack on engine swarm (swarm.go); the fields above it but Engine and
-	// Host are nil then.
+	// Swarm is the whole stack on engine swarm (swarm.go); the fields above it but Engine,
+	// DBMajor and Host are nil then.
 	Swarm *Swarm
 }
 
@@ -34,12 +35,20 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	if s.Engine, err = newEngineGuard(ctx, cfg.Name("engine"), cfg.Engine); err != nil {
 		return nil, err
 	}
+	guards := []pulumi.Resource{s.Engine}
+	if !cfg.ExternalDB {
+		major, _ := postgresMajor(cfg.PostgresImage) // validated in LoadConfig
+		if s.DBMajor, err = newDBMajorGuard(ctx, cfg.Name("db-major"), major, pulumi.DependsOn([]pulumi.Resource{s.Engine})); err != nil {
+			return nil, err
+		}
+		guards = append(guards, s.DBMajor)
+	}
 	if s.Host, err = NewHost(ctx, cfg.Name("host"), &HostArgs{
 		DockerHost: cfg.DockerHost,
 		SSHOpts:    cfg.SSHOpts,
 		Bootstrap:  cfg.Bootstrap,
 		TLS:        cfg.DockerTLS,
-		After:      []pulumi.Resource{s.Engine},
+		After:      guards,
 	}); err != nil {
 		return nil, err
 	}
@@ -75,6 +84,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
 		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
 		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
+		Protect: cfg.Protect,
 	}, after); err != nil {
 		return nil, err
 	}

@@ -470,6 +470,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"no api token", nil, []string{"notes:apiToken"}, "notes:apiToken"},
 		{"no api token, POST protected too", map[string]string{"notes:writeAuth": "all"}, []string{"notes:apiToken"}, "notes:apiToken"},
 		{"unknown writeAuth", map[string]string{"notes:writeAuth": "some"}, nil, "notes:writeAuth"},
+		{"postgres image without a major", map[string]string{"notes:postgresImage": "postgres:latest"}, nil, "notes:postgresImage"},
 		{"tcp without TLS", map[string]string{"notes:dockerHost": "tcp://10.0.0.5:2375"}, nil, "notes:dockerHost"},
 		{"tcp by name without TLS", map[string]string{"notes:dockerHost": "tcp://docker.example.com:2375"}, nil, "notes:dockerHost"},
 		{"part of the TLS material", map[string]string{"notes:dockerHost": "tcp://10.0.0.5:2376", "notes:dockerTlsCa": "CA"}, nil, "notes:dockerTlsKey"},
