@@ -397,6 +397,16 @@ func TestLiveSecurityHeadersAndErrors(t *testing.T) {
 	}
 	checkSecurityHeaders(t, "200 /nginx-health", r, false)
 
+	// A client's own X-Forwarded-For never reaches a replica: nginx replaces it.
+	r = do(t, c, "GET", h.HTTPURL("/healthz"), nil, "X-Forwarded-For", "6.6.6.6, 7.7.7.7", "X-Request-ID", "xff-check")
+	up, ok := a.headersFor("xff-check")
+	if !ok {
+		up, ok = b.headersFor("xff-check")
+	}
+	if !ok || up.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("upstream X-Forwarded-For = %q (reached an upstream: %v), want only the client address nginx saw", up.Get("X-Forwarded-For"), ok)
+	}
+
 	r = do(t, c, "GET", h.HTTPURL("/api/nope"), nil)
 	if r.status != 404 || r.header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("upstream 404: %d %q", r.status, r.header.Get("Content-Type"))

@@ -87,6 +87,29 @@ func TestDeployLocal(t *testing.T) {
 		}
 	})
 
+	t.Run("a client's X-Forwarded-For is not the logged address", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, s.output("livenessUrl"), nil)
+		req.Header.Set("X-Forwarded-For", "6.6.6.6")
+		req.Header.Set("X-Request-ID", "e2e-xff-"+s.name)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		time.Sleep(300 * time.Millisecond) // the service's log buffer flushes every 100 ms
+		var line string
+		for _, name := range s.stringsOutput("replicaNames") {
+			for _, l := range strings.Split(docker(t, "logs", name), "\n") {
+				if strings.Contains(l, `"request_id":"e2e-xff-`+s.name+`"`) {
+					line = l
+				}
+			}
+		}
+		if line == "" || strings.Contains(line, "6.6.6.6") || !strings.Contains(line, `"remote_ip":"`) {
+			t.Errorf("access log line %q: want the address nginx saw, not the client's header", line)
+		}
+	})
+
 	t.Run("containers hardened as declared", func(t *testing.T) {
 		replicas := s.stringsOutput("replicaNames")
 		if len(replicas) != 2 {
