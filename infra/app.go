@@ -48,6 +48,7 @@ type replicaSpec struct {
 	LogLevel        string
 	DrainDelay      string
 	ShutdownTimeout string
+	WriteAuth       string
 	MemoryMB        int
 	CPUs            string
 	StopGrace       int
@@ -92,6 +93,13 @@ type AppArgs struct {
 	AppURL        pulumi.StringOutput // secret; replicas
 	AppPassword   pulumi.StringOutput // secret; the migration sets it on AppRole
 	DatabaseReady []pulumi.Resource   // what the migration waits for (empty: external database)
+
+	// Writes: WriteAuth is the replicas' WRITE_AUTH; APITokens the content of their
+	// API_TOKENS_FILE (secret; unused with WriteAuthNone). TrustedProxies are the networks
+	// whose X-Forwarded-For they believe (TRUSTED_PROXIES: the stack network's subnets).
+	WriteAuth      string
+	APITokens      pulumi.StringOutput
+	TrustedProxies pulumi.StringOutput
 }
 
 // NewApp registers the App component name (notes-<stack>-app): the build, migrate and roll-out
@@ -132,24 +140,30 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	spec := replicaSpec{
 		LogLevel:   args.LogLevel,
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
-		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
-		Network: args.NetworkName, Version: 2,
+		WriteAuth: args.WriteAuth,
+		MemoryMB:  args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
+		Network: args.NetworkName, Version: 3,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
 
+	protected := args.WriteAuth != WriteAuthNone
+	revisionTriggers := pulumi.Array{a.ImageID, pulumi.String(sha256Hex(specJSON)), args.OwnerURL, args.AppURL, args.TrustedProxies}
+	uploads := docker.ContainerUploadArray{docker.ContainerUploadArgs{File: pulumi.String(databaseURLFile), Content: args.AppURL, Permissions: pulumi.String("0440")}}
+	env := pulumi.StringArray{pulumi.String("WRITE_AUTH=" + args.WriteAuth), pulumi.Sprintf("TRUSTED_PROXIES=%s", args.TrustedProxies)}
+	if protected {
+		revisionTriggers = append(revisionTriggers, args.APITokens)
+		uploads = append(uploads, docker.ContainerUploadArgs{File: pulumi.String(apiTokensFile), Content: args.APITokens, Permissions: pulumi.String("0440")})
+		env = append(env, pulumi.String("API_TOKENS_FILE="+apiTokensFile))
+	}
+
 	// The revision: a random id, regenerated only when one of its triggers changes. Secrets in
 	// the triggers are stored encrypted (the Triggers array is secret as a whole).
 	rev, err := local.NewCommand(ctx, name+"-revision", &local.CommandArgs{
-		Create: pulumi.String(`od -An -N4 -tx1 /dev/urandom | tr -d ' \n'`),
-		Triggers: pulumi.Array{
-			a.ImageID,
-			pulumi.String(sha256Hex(specJSON)),
-			args.OwnerURL,
-			args.AppURL,
-		},
+		Create:   pulumi.String(`od -An -N4 -tx1 /dev/urandom | tr -d ' \n'`),
+		Triggers: revisionTriggers,
 	}, pulumi.Parent(a))
 	if err != nil {
 		return nil, err
@@ -220,7 +234,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			// The process cannot write to it anyway: non-root, no capabilities, every directory
 			// of the image root's and not group- or world-writable; /tmp is a tmpfs.
 			Tmpfs:        pulumi.StringMap{"/tmp": pulumi.String("rw,noexec,nosuid,nodev,size=16m")},
-			Uploads:      docker.ContainerUploadArray{docker.ContainerUploadArgs{File: pulumi.String(databaseURLFile), Content: args.AppURL, Permissions: pulumi.String("0440")}},
+			Uploads:      uploads,
 			Capabilities: docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
 			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),
 			Memory:       pulumi.Int(args.MemoryMB),
@@ -228,7 +242,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			Cpus:         pulumi.String(args.CPUs),
 			LogDriver:    pulumi.String("json-file"),
 			LogOpts:      logOpts(),
-			Envs: pulumi.StringArray{
+			Envs: append(pulumi.StringArray{
 				pulumi.String("DATABASE_URL_FILE=" + databaseURLFile),
 				pulumi.Sprintf("NOTES_REVISION=%s", a.RevisionID),
 				pulumi.String("HTTP_ADDR=:8080"),
@@ -237,7 +251,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				pulumi.String("DRAIN_DELAY=" + args.DrainDelay.String()),
 				pulumi.String("SHUTDOWN_TIMEOUT=" + args.ShutdownTimeout.String()),
 				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
-			},
+			}, env...),
 			NetworksAdvanced: network,
 			// Started (reached the database once), not only alive: Wait returns once a new
 			// replica can serve; see appHealthTest.
@@ -285,6 +299,7 @@ const (
 	secretsDir      = "/run/secrets"
 	databaseURLFile = secretsDir + "/database-url"
 	appPasswordFile = secretsDir + "/app-db-password"
+	apiTokensFile   = secretsDir + "/api-tokens"
 )
 
 //go:embed scripts/migrate.sh

@@ -30,6 +30,7 @@ type Config struct {
 	DockerHost DockerHost // parsed notes:dockerHost
 	SSHOpts    []string   // extra ssh arguments (provider SshOpts and our own ssh commands)
 	Bootstrap  bool       // install Docker over SSH before anything else (ssh:// only)
+	DockerTLS  DockerTLS  // client TLS for a tcp:// daemon
 
 	// Service.
 	Replicas        int
@@ -42,6 +43,11 @@ type Config struct {
 	LogLevel        string
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	// WriteAuth is notes:writeAuth, the service's WRITE_AUTH: modify (PATCH and DELETE need
+	// the API token), all (POST too) or none. APIToken (notes:apiToken, secret) is the token,
+	// delivered to the replicas as their API_TOKENS_FILE; unset with writeAuth none.
+	WriteAuth string
+	APIToken  pulumi.StringOutput
 
 	// Proxy.
 	NginxImage   string
@@ -78,6 +84,13 @@ type Config struct {
 	// host, or Swarm services.
 	Engine Engine
 }
+
+// The values of notes:writeAuth (the service's WRITE_AUTH).
+const (
+	WriteAuthModify = "modify"
+	WriteAuthAll    = "all"
+	WriteAuthNone   = "none"
+)
 
 // ConfigError names the offending config key.
 type ConfigError struct {
@@ -128,6 +141,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		LogLevel:        r.str("logLevel", "info"),
 		DrainDelay:      r.duration("drainDelay", 5*time.Second),
 		ShutdownTimeout: r.duration("shutdownTimeout", 15*time.Second),
+		WriteAuth:       r.str("writeAuth", WriteAuthModify),
 
 		NginxImage:   r.str("nginxImage", defaultNginxImage),
 		RateLimit:    r.integer("rateLimit", 600),
@@ -174,6 +188,14 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	} else {
 		r.errs = append(r.errs, keyErr("appDbPassword", "required: password of the least-privilege role %s the replicas use (`pulumi config set --secret appDbPassword ...`)", AppRole))
 	}
+	if v, err := c.TrySecret("apiToken"); err == nil {
+		if cfg.WriteAuth != WriteAuthNone {
+			cfg.APIToken = v
+		}
+	} else if cfg.WriteAuth != WriteAuthNone {
+		r.errs = append(r.errs, keyErr("apiToken", "required unless notes:writeAuth is none: the bearer token for PATCH and DELETE (`make secret KEY=notes:apiToken`; make up generates one for a new stack), at least 16 characters"))
+	}
+	cfg.DockerTLS = readDockerTLS(ctx, c, r)
 	if cfg.TLS == nginx.TLSProvided {
 		if v, err := c.TrySecret("tlsCert"); err == nil {
 			cfg.TLSCert = v
@@ -192,6 +214,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.WriteAuth == WriteAuthNone {
+		// An explicit opt-out, but one to see on every preview and up.
+		_ = ctx.Log.Warn("notes:writeAuth is none: anyone who reaches nginx can change and delete notes (PATCH and DELETE need no token)", nil)
+	}
 	return cfg, nil
 }
 
@@ -205,6 +231,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Bootstrap && !c.DockerHost.IsSSH() {
 		add("bootstrap", "only valid with an ssh:// dockerHost (it installs Docker over SSH)")
+	}
+	switch {
+	case c.DockerHost.Kind == TCPHost && !c.DockerTLS.Set && !c.DockerHost.IsLoopback():
+		add("dockerHost", "%s without TLS is refused: whoever reaches the port controls the Docker daemon (root on the host); set notes:dockerTlsCa, dockerTlsCert and dockerTlsKey (secrets, PEM), or use ssh://", c.DockerHost)
+	case c.DockerTLS.Set && c.DockerHost.Kind != TCPHost:
+		add("dockerTlsCa", "TLS client certificates are only used with a tcp:// dockerHost")
 	}
 	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() {
 		add("sshOpts", "only used with an ssh:// dockerHost")
@@ -246,6 +278,11 @@ func (c *Config) Validate() error {
 		add("shutdownTimeout", "must be between 1s and 10m, got %s", c.ShutdownTimeout)
 	}
 
+	switch c.WriteAuth {
+	case WriteAuthModify, WriteAuthAll, WriteAuthNone:
+	default:
+		add("writeAuth", "%q must be modify (PATCH and DELETE need notes:apiToken), all (POST too) or none", c.WriteAuth)
+	}
 	if c.RateLimit < 0 {
 		add("rateLimit", "must be 0 (off) or a number of writes per minute, got %d", c.RateLimit)
 	}
@@ -295,6 +332,11 @@ func (c *Config) Validate() error {
 		}
 		if c.DBPort == c.HTTPPort || (c.TLS != nginx.TLSOff && c.DBPort == c.HTTPSPort) {
 			add("dbPort", "must differ from the nginx ports")
+		}
+	}
+	if !c.ExternalDB {
+		if _, err := postgresMajor(c.PostgresImage); err != nil {
+			add("postgresImage", "%v", err)
 		}
 	}
 	if !regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`).MatchString(c.DBName) {
@@ -503,4 +545,71 @@ func (r *reader) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// minAPITokenLen is the service's shortest API token (service/internal/config).
+const minAPITokenLen = 16
+
+// APITokensFile is the content of the replicas' API_TOKENS_FILE: the token on one line
+// (secret). A token the service would refuse fails here, naming the key, not in a replica.
+func (c *Config) APITokensFile() pulumi.StringOutput {
+	return pulumi.ToSecret(c.APIToken.ApplyT(func(t string) (string, error) {
+		if len(t) < minAPITokenLen || strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return "", keyErr("apiToken", "must be at least %d characters without spaces or control characters", minAPITokenLen)
+		}
+		return t + "\n", nil
+	})).(pulumi.StringOutput)
+}
+
+// DockerTLS is the client side of a TLS-protected tcp:// Docker daemon (dockerd --tlsverify):
+// the CA that signed the daemon's certificate, and this client's certificate and key, PEM, all
+// Pulumi secrets. Set is false when none is configured.
+type DockerTLS struct {
+	CA, Cert, Key pulumi.StringOutput
+	Set           bool
+}
+
+// readDockerTLS reads notes:dockerTlsCa, dockerTlsCert and dockerTlsKey: all three or none,
+// each as a secret (a key in clear in the stack file would be readable by anyone with the
+// repository).
+func readDockerTLS(ctx *pulumi.Context, c *config.Config, r *reader) DockerTLS {
+	var t DockerTLS
+	var missing []string
+	for _, f := range []struct {
+		key string
+		dst *pulumi.StringOutput
+	}{{"dockerTlsCa", &t.CA}, {"dockerTlsCert", &t.Cert}, {"dockerTlsKey", &t.Key}} {
+		v, err := c.TrySecret(f.key)
+		if err != nil {
+			missing = append(missing, f.key)
+			continue
+		}
+		if !ctx.IsConfigSecret("notes:" + f.key) {
+			r.errs = append(r.errs, keyErr(f.key, "must be a secret (`make secret KEY=notes:%s < file.pem`), not a plain value", f.key))
+		}
+		*f.dst = v
+	}
+	switch len(missing) {
+	case 3:
+		return DockerTLS{}
+	case 0:
+		t.Set = true
+		return t
+	}
+	for _, k := range missing {
+		r.errs = append(r.errs, keyErr(k, "required with the other notes:dockerTls* keys (PEM, `make secret KEY=notes:%s < file.pem`)", k))
+	}
+	return DockerTLS{}
+}
+
+// AuthMethods are the methods the replicas answer 401 without the API token (WRITE_AUTH), whose
+// attempts nginx rate-limits per client address.
+func (c *Config) AuthMethods() []string {
+	switch c.WriteAuth {
+	case WriteAuthAll:
+		return []string{"POST", "PATCH", "DELETE"}
+	case WriteAuthNone:
+		return nil
+	}
+	return []string{"PATCH", "DELETE"}
 }

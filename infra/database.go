@@ -42,6 +42,9 @@ type DatabaseArgs struct {
 	Owner       string              // owner role (POSTGRES_USER)
 	Password    pulumi.StringOutput // secret; the owner's
 	AppPassword pulumi.StringOutput // secret; AppRole's
+	// Protect protects the container like its volume: no destroy, and no replacement (a new
+	// image), without `pulumi state unprotect` first.
+	Protect bool
 }
 
 // Database is the Postgres container (or, with an external database, only the connection
@@ -155,7 +158,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		// POSTGRES_* (and the password file) only act when the data directory is first
 		// initialised; a change would only recreate (stop, then start) the database. Password
 		// changes go through the password command below instead.
-		pulumi.IgnoreChanges([]string{"envs", "uploads"}), pulumi.ResourceHooks(args.Orphans))
+		pulumi.IgnoreChanges([]string{"envs", "uploads"}), pulumi.Protect(args.Protect), pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
 		return nil, err
 	}
@@ -236,4 +239,37 @@ func withUser(raw, user, password string) (string, error) {
 // connections to the stack's database as its owner, over TCP like the clients.
 func postgresHealthTest(owner, db string) []string {
 	return []string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", owner, db)}
+}
+
+// postgresMajor is the major version in the tag of a Postgres image reference: "postgres:17",
+// "postgres:17.2-alpine" and "registry:5000/postgres:17@sha256:..." give "17".
+func postgresMajor(image string) (string, error) {
+	ref, _, _ := strings.Cut(image, "@")
+	tag := ""
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		tag = ref[i+1:]
+	}
+	n := 0
+	for n < len(tag) && '0' <= tag[n] && tag[n] <= '9' {
+		n++
+	}
+	if n == 0 || (n < len(tag) && tag[n] != '.' && tag[n] != '-') {
+		return "", fmt.Errorf("%q has no major version in its tag (postgres:17, postgres:17.2-alpine): the program needs it to refuse a major upgrade, which the data directory cannot take", image)
+	}
+	return tag[:n], nil
+}
+
+// dbMajorRefusal is the guard's update command; like the engine guard's, keep it (and the
+// create command's form) exactly as it is: every stack's state holds them.
+const dbMajorRefusal = `printf 'config notes:postgresImage: the data directory of this stack was initialised by Postgres %s, and an image of another major version cannot read it (Postgres would not start). Keep major %s, or move the data: backupNowCommand, copy the dump off the host, pulumi destroy (with protect: unprotect first), set the new image, pulumi up, restoreCommand (docs/infra.md, Backups and restore).\n' "$PULUMI_COMMAND_STDOUT" "$PULUMI_COMMAND_STDOUT" >&2; exit 1`
+
+// newDBMajorGuard records the major version of the stack's Postgres image and refuses to change
+// it, before anything reaches the host (HostArgs.After). pulumi-command runs Update when Create
+// changes (the major), with the previous stdout in PULUMI_COMMAND_STDOUT. A minor update
+// (17.2 → 17.3) changes nothing here.
+func newDBMajorGuard(ctx *pulumi.Context, name, major string, opts ...pulumi.ResourceOption) (*local.Command, error) {
+	return local.NewCommand(ctx, name, &local.CommandArgs{
+		Create: pulumi.String("echo " + major),
+		Update: pulumi.String(dbMajorRefusal),
+	}, opts...)
 }

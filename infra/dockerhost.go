@@ -15,7 +15,8 @@ type DockerHostKind int
 const (
 	// UnixHost is a local socket, unix:///path.
 	UnixHost DockerHostKind = iota + 1
-	// TCPHost is tcp://host:port (the daemon's TLS settings come from the environment).
+	// TCPHost is tcp://host:port: with TLS (notes:dockerTlsCa/Cert/Key) unless it is a
+	// loopback address.
 	TCPHost
 	// SSHHost is ssh://[user@]host[:port]: the provider dials over ssh and the program's own
 	// commands run on the host over ssh.
@@ -43,6 +44,19 @@ func (h DockerHost) IsSSH() bool { return h.Kind == SSHHost }
 // RemoteHost is the host name of a tcp:// or ssh:// daemon, and false for a local socket.
 func (h DockerHost) RemoteHost() (string, bool) {
 	return h.Host, h.Kind == TCPHost || h.Kind == SSHHost
+}
+
+// IsLoopback reports whether a tcp:// host is this machine (localhost or a loopback address):
+// the only tcp:// daemon that may be reached without TLS.
+func (h DockerHost) IsLoopback() bool {
+	if h.Kind != TCPHost {
+		return false
+	}
+	if strings.EqualFold(h.Host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h.Host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseDockerHost parses unix:///path, tcp://host:port or ssh://[user@]host[:port]. For ssh://

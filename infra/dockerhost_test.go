@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -121,5 +124,50 @@ func TestOnHostLocal(t *testing.T) {
 		if on.ProviderSSHOpts() != nil {
 			t.Errorf("%s: provider ssh options for a non-ssh host", h)
 		}
+	}
+}
+
+func TestDockerHostIsLoopback(t *testing.T) {
+	for h, want := range map[string]bool{
+		"tcp://127.0.0.1:2375": true, "tcp://127.5.0.1:2375": true, "tcp://[::1]:2375": true, "tcp://localhost:2375": true,
+		"tcp://LOCALHOST:2375": true, "tcp://10.0.0.5:2375": false, "tcp://docker.example.com:2376": false,
+		"tcp://localhost.example.com:2375": false, "tcp://0.0.0.0:2375": false, "unix:///var/run/docker.sock": false,
+		"ssh://u@127.0.0.1": false,
+	} {
+		if got := mustDockerHost(t, h).IsLoopback(); got != want {
+			t.Errorf("%s: IsLoopback = %v, want %v", h, got, want)
+		}
+	}
+}
+
+// With TLS material, a tcp:// command runs with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH pointing at
+// private copies of the secrets, which are gone afterwards and never in the command line.
+func TestOnHostTCPWithTLS(t *testing.T) {
+	tls := DockerTLS{CA: pulumi.String("CA-PEM").ToStringOutput(), Cert: pulumi.String("CERT-PEM").ToStringOutput(),
+		Key: pulumi.String("KEY-PEM").ToStringOutput(), Set: true}
+	on := NewOnHost(mustDockerHost(t, "tcp://docker.example.com:2376"), nil).WithTLS(tls)
+	cmd, env := on.Command("sh", "-c", `cat "$DOCKER_CERT_PATH/ca.pem" "$DOCKER_CERT_PATH/cert.pem" "$DOCKER_CERT_PATH/key.pem"; `+
+		`stat -c %a "$DOCKER_CERT_PATH"; echo "verify=$DOCKER_TLS_VERIFY left=${NOTES_DOCKER_TLS_KEY:-none}"; echo "$DOCKER_CERT_PATH"; exit 3`)
+	if strings.Contains(cmd, "KEY-PEM") {
+		t.Fatalf("the key is in the command line: %s", cmd)
+	}
+	for _, k := range []string{"DOCKER_HOST", "NOTES_DOCKER_TLS_CA", "NOTES_DOCKER_TLS_CERT", "NOTES_DOCKER_TLS_KEY"} {
+		if _, ok := env[k]; !ok {
+			t.Errorf("env lacks %s", k)
+		}
+	}
+	c := exec.Command("sh", "-c", cmd)
+	c.Env = append(os.Environ(), "NOTES_DOCKER_TLS_CA=CA-PEM", "NOTES_DOCKER_TLS_CERT=CERT-PEM", "NOTES_DOCKER_TLS_KEY=KEY-PEM")
+	out, err := c.Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("exit status = %v, want the command's own 3; output %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 6 || strings.Join(lines[:3], ",") != "CA-PEM,CERT-PEM,KEY-PEM" || lines[3] != "700" || lines[4] != "verify=1 left=none" {
+		t.Fatalf("output:\n%s", out)
+	}
+	if _, err := os.Stat(lines[5]); !os.IsNotExist(err) {
+		t.Errorf("the certificate directory %s is still there: %v", lines[5], err)
 	}
 }

@@ -15,8 +15,9 @@ var bootstrapScript string
 // HostArgs is what the Host component uses.
 type HostArgs struct {
 	DockerHost DockerHost
-	SSHOpts    []string // extra ssh arguments (ssh:// only)
-	Bootstrap  bool     // install Docker over ssh first (ssh:// only)
+	SSHOpts    []string  // extra ssh arguments (ssh:// only)
+	Bootstrap  bool      // install Docker over ssh first (ssh:// only)
+	TLS        DockerTLS // client TLS for a tcp:// daemon
 	// After is what must finish before anything reaches the host (the engine guard).
 	After []pulumi.Resource
 }
@@ -36,7 +37,7 @@ type Host struct {
 
 // NewHost registers the Host component name (notes-<stack>-host).
 func NewHost(ctx *pulumi.Context, name string, args *HostArgs, opts ...pulumi.ResourceOption) (*Host, error) {
-	h := &Host{OnHost: NewOnHost(args.DockerHost, args.SSHOpts), Ready: args.After}
+	h := &Host{OnHost: NewOnHost(args.DockerHost, args.SSHOpts).WithTLS(args.TLS), Ready: args.After}
 	if err := ctx.RegisterComponentResource("notes:infra:Host", name, h, opts...); err != nil {
 		return nil, err
 	}
@@ -59,11 +60,16 @@ func NewHost(ctx *pulumi.Context, name string, args *HostArgs, opts ...pulumi.Re
 		h.Ready = append(h.Ready, b)
 	}
 
-	// No secret in the provider config: it is stored in clear in the state.
-	prov, err := docker.NewProvider(ctx, name+"-docker", &docker.ProviderArgs{
+	provArgs := &docker.ProviderArgs{
 		Host:    pulumi.String(args.DockerHost.String()),
 		SshOpts: pulumi.ToStringArray(h.OnHost.ProviderSSHOpts()),
-	}, pulumi.Parent(h), pulumi.DependsOn(h.Ready))
+	}
+	if args.TLS.Set {
+		// The only secrets of the provider config; they stay Pulumi secrets (encrypted in the
+		// state like any secret input).
+		provArgs.CaMaterial, provArgs.CertMaterial, provArgs.KeyMaterial = args.TLS.CA, args.TLS.Cert, args.TLS.Key
+	}
+	prov, err := docker.NewProvider(ctx, name+"-docker", provArgs, pulumi.Parent(h), pulumi.DependsOn(h.Ready))
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +91,18 @@ func NewHost(ctx *pulumi.Context, name string, args *HostArgs, opts ...pulumi.Re
 type OnHost struct {
 	host    DockerHost
 	sshOpts []string
+	tls     DockerTLS
 }
 
 // NewOnHost returns the command runner for host with the extra ssh options (ssh:// only).
 func NewOnHost(host DockerHost, sshOpts []string) OnHost {
 	return OnHost{host: host, sshOpts: sshOpts}
+}
+
+// WithTLS returns o with the client TLS material for a tcp:// daemon.
+func (o OnHost) WithTLS(t DockerTLS) OnHost {
+	o.tls = t
+	return o
 }
 
 // Command returns the local shell command line that runs argv on the host, and the environment
@@ -99,8 +112,24 @@ func (o OnHost) Command(argv ...string) (string, pulumi.StringMap) {
 	if o.host.IsSSH() {
 		return o.sshCommand(cmd), pulumi.StringMap{}
 	}
-	return cmd, pulumi.StringMap{"DOCKER_HOST": pulumi.String(o.host.String())}
+	env := pulumi.StringMap{"DOCKER_HOST": pulumi.String(o.host.String())}
+	if !o.tls.Set {
+		return cmd, env
+	}
+	// The docker CLI reads TLS material only from files: write the secrets (from the command's
+	// environment, which Pulumi keeps secret) into a private temporary directory for this one
+	// command, and remove it afterwards.
+	env["NOTES_DOCKER_TLS_CA"], env["NOTES_DOCKER_TLS_CERT"], env["NOTES_DOCKER_TLS_KEY"] = o.tls.CA, o.tls.Cert, o.tls.Key
+	return dockerTLSPrelude + cmd, env
 }
+
+// dockerTLSPrelude sets DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for the command after it.
+const dockerTLSPrelude = `DOCKER_CERT_PATH=$(umask 077 && mktemp -d) || exit 1; trap 'rm -rf "$DOCKER_CERT_PATH"' EXIT; ` +
+	`printf '%s\n' "$NOTES_DOCKER_TLS_CA" >"$DOCKER_CERT_PATH/ca.pem" && ` +
+	`printf '%s\n' "$NOTES_DOCKER_TLS_CERT" >"$DOCKER_CERT_PATH/cert.pem" && ` +
+	`printf '%s\n' "$NOTES_DOCKER_TLS_KEY" >"$DOCKER_CERT_PATH/key.pem" || exit 1; ` +
+	`unset NOTES_DOCKER_TLS_CA NOTES_DOCKER_TLS_CERT NOTES_DOCKER_TLS_KEY; ` +
+	`export DOCKER_CERT_PATH DOCKER_TLS_VERIFY=1; `
 
 // Docker runs `docker args...` on the host.
 func (o OnHost) Docker(args ...string) (string, pulumi.StringMap) {

@@ -26,7 +26,11 @@ import (
 const (
 	testDBPassword  = "db-secret-Pa55!"
 	testAppPassword = "app-secret-Pa55@/"
+	testAPIToken    = "api-token-0123456789abcdef"
 )
+
+// testSubnet is the stack network's subnet in the mocks.
+const testSubnet = "172.31.7.0/24"
 
 // mocks records every registered resource and fakes the outputs the program reads.
 type mocks struct {
@@ -85,6 +89,10 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		}
 	case "docker:index/remoteImage:RemoteImage":
 		outs["imageId"] = resource.NewStringProperty("sha256:" + strings.Repeat("cd", 32))
+	case "docker:index/network:Network":
+		// Docker chooses the subnet.
+		outs["ipamConfigs"] = resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(
+			resource.PropertyMap{"subnet": resource.NewStringProperty(testSubnet)})})
 	}
 	m.mu.Lock()
 	m.resources = append(m.resources, r)
@@ -161,13 +169,15 @@ func stackConfig(t *testing.T, stack string) map[string]string {
 	}
 	cfg["notes:dbPassword"] = testDBPassword
 	cfg["notes:appDbPassword"] = testAppPassword
+	cfg["notes:apiToken"] = testAPIToken
 	return cfg
 }
 
 func withConfig(cfg map[string]string) pulumi.RunOption {
 	return func(info *pulumi.RunInfo) {
 		info.Config = cfg
-		for _, k := range []string{"notes:dbPassword", "notes:appDbPassword", "notes:databaseUrl", "notes:tlsCert", "notes:tlsKey"} {
+		for _, k := range []string{"notes:dbPassword", "notes:appDbPassword", "notes:apiToken", "notes:databaseUrl", "notes:tlsCert", "notes:tlsKey",
+			"notes:dockerTlsCa", "notes:dockerTlsCert", "notes:dockerTlsKey"} {
 			if _, ok := cfg[k]; ok {
 				info.ConfigSecretKeys = append(info.ConfigSecretKeys, k)
 			}

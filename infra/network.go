@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -25,6 +27,9 @@ type Network struct {
 	pulumi.ResourceState
 
 	Network *docker.Network
+	// Subnets are the network's subnets (Docker chooses them), comma-separated: the replicas'
+	// TRUSTED_PROXIES, since nginx reaches them from this network and nothing outside it can.
+	Subnets pulumi.StringOutput
 	// Volumes maps each role of NetworkArgs.Volumes to the volume's name.
 	Volumes map[string]pulumi.StringOutput
 }
@@ -50,6 +55,15 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 	n.Network = net
+	n.Subnets = net.IpamConfigs.ApplyT(func(cs []docker.NetworkIpamConfig) string {
+		var subnets []string
+		for _, c := range cs {
+			if c.Subnet != nil && *c.Subnet != "" {
+				subnets = append(subnets, *c.Subnet)
+			}
+		}
+		return strings.Join(subnets, ",")
+	}).(pulumi.StringOutput)
 
 	outs := pulumi.Map{"network": net.Name}
 	for _, role := range args.Volumes {

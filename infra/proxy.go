@@ -70,6 +70,9 @@ type ProxyArgs struct {
 	HTTPPort    int // published ports
 	HTTPSPort   int
 	RateLimit   int // writes per minute per client address; 0 = off
+	// AuthMethods need the service's API token: nginx limits their attempts per address
+	// (nginx.Config.AuthRatePerMinute). Empty with writeAuth none.
+	AuthMethods []string
 	TLS         nginx.TLSMode
 	Domain      string
 	TLSCert     pulumi.StringOutput // secret, tls=provided
@@ -127,6 +130,7 @@ func nginxConfig(args *ProxyArgs) nginx.Config {
 	c.RedirectPort = args.HTTPSPort
 	c.ACMEWebroot = acmeWebroot
 	c.WriteRatePerMinute = args.RateLimit
+	c.AuthMethods = args.AuthMethods
 	c.TLS.Mode = args.TLS
 	// The installer links or writes the certificate here in both TLS modes.
 	c.TLS.CertFile, c.TLS.KeyFile = nginxTLSCert, nginxTLSKey

@@ -9,6 +9,7 @@ import (
 // Stack is the whole deployment, wired from the components.
 type Stack struct {
 	Engine   *local.Command // the engine guard (engine.go)
+	DBMajor  *local.Command // the Postgres major guard (database.go); nil with an external database
 	Host     *Host
 	Network  *Network
 	Database *Database
@@ -17,8 +18,8 @@ type Stack struct {
 	Backups  *Backups // nil unless backups=true
 	Smoke    *Smoke
 	Retire   *local.Command
-	// Swarm is the whole stack on engine swarm (swarm.go); the fields above it but Engine and
-	// Host are nil then.
+	// Swarm is the whole stack on engine swarm (swarm.go); the fields above it but Engine,
+	// DBMajor and Host are nil then.
 	Swarm *Swarm
 }
 
@@ -34,11 +35,20 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	if s.Engine, err = newEngineGuard(ctx, cfg.Name("engine"), cfg.Engine); err != nil {
 		return nil, err
 	}
+	guards := []pulumi.Resource{s.Engine}
+	if !cfg.ExternalDB {
+		major, _ := postgresMajor(cfg.PostgresImage) // validated in LoadConfig
+		if s.DBMajor, err = newDBMajorGuard(ctx, cfg.Name("db-major"), major, pulumi.DependsOn([]pulumi.Resource{s.Engine})); err != nil {
+			return nil, err
+		}
+		guards = append(guards, s.DBMajor)
+	}
 	if s.Host, err = NewHost(ctx, cfg.Name("host"), &HostArgs{
 		DockerHost: cfg.DockerHost,
 		SSHOpts:    cfg.SSHOpts,
 		Bootstrap:  cfg.Bootstrap,
-		After:      []pulumi.Resource{s.Engine},
+		TLS:        cfg.DockerTLS,
+		After:      guards,
 	}); err != nil {
 		return nil, err
 	}
@@ -78,12 +88,13 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
 		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
 		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
+		Protect: cfg.Protect,
 	}, after); err != nil {
 		return nil, err
 	}
 
 	retire := newRetireTimings(cfg.DrainWait(), nginxDNSValid())
-	if s.App, err = NewApp(ctx, cfg.Name("app"), &AppArgs{
+	appArgs := &AppArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
@@ -94,7 +105,12 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Network: network, NetworkName: cfg.Name("net"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
 		DatabaseReady: s.Database.Ready,
-	}, after); err != nil {
+		WriteAuth:     cfg.WriteAuth, TrustedProxies: s.Network.Subnets,
+	}
+	if cfg.WriteAuth != WriteAuthNone {
+		appArgs.APITokens = cfg.APITokensFile()
+	}
+	if s.App, err = NewApp(ctx, cfg.Name("app"), appArgs, after); err != nil {
 		return nil, err
 	}
 
@@ -102,7 +118,8 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
 		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
 		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
-		TLS: cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		AuthMethods: cfg.AuthMethods(),
+		TLS:         cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		UpstreamDNS: ReplicaAlias(cfg.Stack), UpstreamsReady: s.App.Ready, DrainDelay: cfg.DrainDelay,
 	}
 	if cfg.TLS == nginx.TLSACME {

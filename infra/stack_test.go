@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 const (
@@ -137,7 +139,7 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 	// No password in clear anywhere; every env with a credential is secret.
 	for _, r := range m.resources {
 		for k, v := range r.Inputs {
-			for _, pw := range []string{testDBPassword, testAppPassword} {
+			for _, pw := range []string{testDBPassword, testAppPassword, testAPIToken} {
 				if containsClear(v, pw) {
 					t.Errorf("%s %s.%s holds a password in clear", r.Type, r.Name, k)
 				}
@@ -325,17 +327,19 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 		t.Errorf("%s: restart = %q", r.Name, rs)
 	}
 	envs := strs(prop(r, "envs"))
-	for _, want := range []string{"DATABASE_URL_FILE=" + databaseURLFile, "NOTES_REVISION=0a1b2c3d"} {
+	for _, want := range []string{"DATABASE_URL_FILE=" + databaseURLFile, "NOTES_REVISION=0a1b2c3d",
+		"WRITE_AUTH=modify", "API_TOKENS_FILE=" + apiTokensFile, "TRUSTED_PROXIES=" + testSubnet} {
 		if !slices.Contains(envs, want) {
-			t.Errorf("%s: env lacks %s", r.Name, want)
+			t.Errorf("%s: env lacks %s: %v", r.Name, want, envs)
 		}
 	}
 	for _, k := range []string{"envs", "labels", "command", "entrypoints"} {
-		if containsAnywhere(prop(r, k), testDBPassword) || containsAnywhere(prop(r, k), testAppPassword) {
+		if containsAnywhere(prop(r, k), testDBPassword) || containsAnywhere(prop(r, k), testAppPassword) || containsAnywhere(prop(r, k), testAPIToken) {
 			t.Errorf("%s: %s holds a password", r.Name, k)
 		}
 	}
 	checkSecretUpload(t, r, databaseURLFile, "postgres://notes_app:", "0440")
+	checkSecretUpload(t, r, apiTokensFile, testAPIToken+"\n", "0440")
 	if g := strs(prop(r, "groupAdds")); !slices.Equal(g, []string{"0"}) {
 		t.Errorf("%s: groupAdds = %v, want [0] (the group of the uploaded secret file)", r.Name, g)
 	}
@@ -463,6 +467,14 @@ func TestInvalidConfig(t *testing.T) {
 		{"acme without email", map[string]string{"notes:tls": "acme", "notes:domain": "a.example.com", "notes:httpPort": "80"}, nil, "notes:acmeEmail"},
 		{"no db password", nil, []string{"notes:dbPassword"}, "notes:dbPassword"},
 		{"no app password", nil, []string{"notes:appDbPassword"}, "notes:appDbPassword"},
+		{"no api token", nil, []string{"notes:apiToken"}, "notes:apiToken"},
+		{"no api token, POST protected too", map[string]string{"notes:writeAuth": "all"}, []string{"notes:apiToken"}, "notes:apiToken"},
+		{"unknown writeAuth", map[string]string{"notes:writeAuth": "some"}, nil, "notes:writeAuth"},
+		{"postgres image without a major", map[string]string{"notes:postgresImage": "postgres:latest"}, nil, "notes:postgresImage"},
+		{"tcp without TLS", map[string]string{"notes:dockerHost": "tcp://10.0.0.5:2375"}, nil, "notes:dockerHost"},
+		{"tcp by name without TLS", map[string]string{"notes:dockerHost": "tcp://docker.example.com:2375"}, nil, "notes:dockerHost"},
+		{"part of the TLS material", map[string]string{"notes:dockerHost": "tcp://10.0.0.5:2376", "notes:dockerTlsCa": "CA"}, nil, "notes:dockerTlsKey"},
+		{"TLS material for a socket", map[string]string{"notes:dockerTlsCa": "CA", "notes:dockerTlsCert": "C", "notes:dockerTlsKey": "K"}, nil, "notes:dockerTlsCa"},
 		{"db port on all addresses", map[string]string{"notes:bindAddress": "0.0.0.0"}, nil, "notes:dbPort"},
 		{"bootstrap without ssh", map[string]string{"notes:bootstrap": "true"}, nil, "notes:bootstrap"},
 		{"bad duration", map[string]string{"notes:drainDelay": "5 seconds"}, nil, "notes:drainDelay"},
@@ -530,6 +542,143 @@ func TestAppDeployKeepsTheNginxConfig(t *testing.T) {
 	for _, k := range []string{"create", "stdin", "triggers", "environment"} {
 		if !prop(confBefore, k).DeepEquals(prop(confAfter, k)) {
 			t.Errorf("nginx config %s changed with the app deploy", k)
+		}
+	}
+}
+
+// TestWriteAuthWiring: the replicas' WRITE_AUTH and API_TOKENS_FILE for each notes:writeAuth, on
+// both engines, and a token the service would refuse fails the deploy naming the key.
+func TestWriteAuthWiring(t *testing.T) {
+	for _, engine := range []string{"containers", "swarm"} {
+		for _, tc := range []struct {
+			writeAuth string
+			token     bool
+		}{{"", true}, {"all", true}, {"none", false}} {
+			t.Run(engine+"/"+tc.writeAuth, func(t *testing.T) {
+				cfg := stackConfig(t, "dev")
+				cfg["notes:engine"] = engine
+				if engine == "swarm" {
+					cfg["notes:bindAddress"] = "0.0.0.0"
+					delete(cfg, "notes:dbPort")
+				}
+				if tc.writeAuth != "" {
+					cfg["notes:writeAuth"] = tc.writeAuth
+				}
+				if !tc.token {
+					delete(cfg, "notes:apiToken")
+				}
+				m := mustDeploy(t, "dev", cfg)
+				want := tc.writeAuth
+				if want == "" {
+					want = "modify"
+				}
+				env := appEnv(t, m, engine)
+				if env["WRITE_AUTH"] != want || (env["API_TOKENS_FILE"] == apiTokensFile) != tc.token {
+					t.Errorf("replica env %v, want WRITE_AUTH=%s and a token file: %v", env, want, tc.token)
+				}
+				if env["TRUSTED_PROXIES"] != testSubnet {
+					t.Errorf("TRUSTED_PROXIES = %q, want the stack network's subnet %s", env["TRUSTED_PROXIES"], testSubnet)
+				}
+				if engine == "containers" {
+					// nginx limits the attempts of exactly the methods that need the token.
+					conf := renderedFiles(t, m.named(t, "notes-dev-nginx-config"))["nginx.conf"]
+					limited := strings.Contains(conf, "zone=notes_auth")
+					postLimited := strings.Contains(conf, "POST $binary_remote_addr;\n        PATCH $binary_remote_addr;\n        DELETE $binary_remote_addr;\n    }\n    limit_req_zone $notes_auth_key")
+					if limited != tc.token || postLimited != (want == "all") {
+						t.Errorf("writeAuth %s: nginx limits token attempts %v (POST too: %v):\n%s", want, limited, postLimited, conf)
+					}
+				}
+			})
+		}
+	}
+	cfg := stackConfig(t, "dev")
+	cfg["notes:apiToken"] = "short"
+	if err := deploy(t, "dev", cfg, &mocks{}); err == nil || !strings.Contains(err.Error(), "notes:apiToken") {
+		t.Errorf("a 5-character token: err = %v, want one naming notes:apiToken", err)
+	}
+}
+
+// appEnv is the environment of the app's replicas (engine containers) or service (swarm).
+func appEnv(t *testing.T, m *mocks, engine string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	if engine == "swarm" {
+		for _, s := range m.byType(serviceT) {
+			if s.Name == "notes-dev-app" {
+				for k, v := range obj(unsecret(containerSpec(s)["env"])) {
+					env[string(k)] = str(v)
+				}
+			}
+		}
+		return env
+	}
+	for _, r := range m.byType(containerT) {
+		if strings.HasPrefix(r.Name, "notes-dev-app-") {
+			for _, e := range strs(prop(r, "envs")) {
+				k, v, _ := strings.Cut(e, "=")
+				env[k] = v
+			}
+			return env
+		}
+	}
+	t.Fatal("no replica")
+	return nil
+}
+
+// TestDockerTLS: a tcp:// daemon on another machine needs TLS material, all of it secret; the
+// provider and the program's commands get it, no input holds it in clear. Loopback needs none.
+func TestDockerTLS(t *testing.T) {
+	tlsCfg := func() map[string]string {
+		cfg := stackConfig(t, "dev")
+		cfg["notes:dockerHost"] = "tcp://docker.example.com:2376"
+		cfg["notes:dockerTlsCa"], cfg["notes:dockerTlsCert"], cfg["notes:dockerTlsKey"] = "CA-PEM", "CERT-PEM", "KEY-SECRET-PEM"
+		delete(cfg, "notes:dbPort") // published on the remote host's loopback: fine, but not needed
+		return cfg
+	}
+	m := mustDeploy(t, "dev", tlsCfg())
+	provs := m.byType(providerT)
+	if len(provs) != 1 {
+		t.Fatalf("%d providers", len(provs))
+	}
+	for k, want := range map[string]string{"caMaterial": "CA-PEM", "certMaterial": "CERT-PEM", "keyMaterial": "KEY-SECRET-PEM"} {
+		if v := prop(provs[0], k); !isSecret(v) || str(v) != want {
+			t.Errorf("provider %s = %v, want the secret %q", k, v, want)
+		}
+	}
+	var commands int
+	for _, r := range m.resources {
+		for k, v := range r.Inputs {
+			if containsClear(v, "KEY-SECRET-PEM") {
+				t.Errorf("%s %s.%s holds the TLS key in clear", r.Type, r.Name, k)
+			}
+		}
+		if r.Type == commandT && strings.Contains(str(prop(r, "create")), "DOCKER_TLS_VERIFY=1") {
+			commands++
+		}
+	}
+	if commands == 0 {
+		t.Error("no command on the host uses TLS")
+	}
+
+	// The material must be secret in the stack's config, not a plain value.
+	plain := tlsCfg()
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		_, err := LoadConfig(ctx)
+		return err
+	}, pulumi.WithMocks("notes", "dev", &mocks{}), func(info *pulumi.RunInfo) {
+		info.Config = plain
+		info.ConfigSecretKeys = []string{"notes:dbPassword", "notes:appDbPassword", "notes:apiToken", "notes:dockerTlsCa", "notes:dockerTlsCert"}
+	})
+	if err == nil || !strings.Contains(err.Error(), "notes:dockerTlsKey") || !strings.Contains(err.Error(), "secret") {
+		t.Errorf("a TLS key in clear: err = %v, want one naming notes:dockerTlsKey", err)
+	}
+
+	// A loopback tcp:// daemon may go without TLS.
+	for _, h := range []string{"tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375"} {
+		cfg := stackConfig(t, "dev")
+		cfg["notes:dockerHost"] = h
+		if err := deploy(t, "dev", cfg, &mocks{}); err != nil {
+			t.Errorf("%s: %v", h, err)
 		}
 	}
 }

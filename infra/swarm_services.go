@@ -155,6 +155,17 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 	if err != nil {
 		return a, err
 	}
+	secrets := docker.ServiceTaskSpecContainerSpecSecretArray{secretFile(appSecret, databaseURLFile, strconv.Itoa(serviceUID), 0o400)}
+	// The secrets' names hold a hash of their values: part of the revision.
+	secretNames := pulumi.StringArray{appSecret.Name}
+	if cfg.WriteAuth != WriteAuthNone {
+		tokens, err := d.res("app-api-tokens").secret(cfg.APITokensFile())
+		if err != nil {
+			return a, err
+		}
+		secrets = append(secrets, secretFile(tokens, apiTokensFile, strconv.Itoa(serviceUID), 0o400))
+		secretNames = append(secretNames, tokens.Name)
+	}
 	linger := newRetireTimings(cfg.DrainWait(), nginxDNSValid()).Linger
 	timings := newSwarmTimings(cfg.DrainWait(), linger, cfg.Replicas)
 	spec := swarmAppSpec{
@@ -166,10 +177,11 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		return a, err
 	}
 	// The revision (X-Notes-Revision): a hash of everything a task runs, so an unchanged up
-	// keeps it and any change (image, settings, the database secrets) gives a new one, which
+	// keeps it and any change (image, settings, the secrets, the network) gives a new one, which
 	// re-runs the migration and rolls the tasks.
-	a.revision = pulumi.Unsecret(pulumi.All(a.imageID, appSecret.Name, db.ownerURL).ApplyT(func(v []any) string {
-		return sha256Hex([]byte(cfg.ImageRef()), []byte(v[0].(string)), specJSON, []byte(v[1].(string)), []byte(v[2].(string)))[:8]
+	a.revision = pulumi.Unsecret(pulumi.All(a.imageID, secretNames, db.ownerURL, d.net.Subnets).ApplyT(func(v []any) string {
+		return sha256Hex([]byte(cfg.ImageRef()), []byte(v[0].(string)), specJSON, []byte(strings.Join(v[1].([]string), ",")),
+			[]byte(v[2].(string)), []byte(v[3].(string)))[:8]
 	})).(pulumi.StringOutput)
 
 	a.migrationName = pulumi.Sprintf("%s-%s", objectName(cfg.Stack, "migrate"), a.revision)
@@ -199,6 +211,21 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 	if err != nil {
 		return a, fmt.Errorf("config notes:serviceCpus: %w", err)
 	}
+	env := pulumi.StringMap{
+		"DATABASE_URL_FILE": pulumi.String(databaseURLFile),
+		"NOTES_REVISION":    a.revision,
+		"HTTP_ADDR":         pulumi.String(":8080"),
+		"LOG_LEVEL":         pulumi.String(cfg.LogLevel),
+		"LOG_FORMAT":        pulumi.String("json"),
+		"DRAIN_DELAY":       pulumi.String(cfg.DrainDelay.String()),
+		"SHUTDOWN_TIMEOUT":  pulumi.String(cfg.ShutdownTimeout.String()),
+		"SHUTDOWN_LINGER":   pulumi.String(linger.String()),
+		"WRITE_AUTH":        pulumi.String(cfg.WriteAuth),
+		"TRUSTED_PROXIES":   d.net.Subnets,
+	}
+	if cfg.WriteAuth != WriteAuthNone {
+		env["API_TOKENS_FILE"] = pulumi.String(apiTokensFile)
+	}
 	a.service, err = docker.NewService(d.ctx, appName, &docker.ServiceArgs{
 		Name:   pulumi.String(appName),
 		Labels: serviceLabels(cfg.Stack, "app"),
@@ -208,20 +235,11 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		EndpointSpec: docker.ServiceEndpointSpecArgs{Mode: pulumi.String("dnsrr")},
 		TaskSpec: docker.ServiceTaskSpecArgs{
 			ContainerSpec: docker.ServiceTaskSpecContainerSpecArgs{
-				Image: pulumi.String(cfg.ImageRef()),
-				Args:  pulumi.ToStringArray([]string{"serve"}),
-				User:  pulumi.String(serviceUser),
-				Env: pulumi.StringMap{
-					"DATABASE_URL_FILE": pulumi.String(databaseURLFile),
-					"NOTES_REVISION":    a.revision,
-					"HTTP_ADDR":         pulumi.String(":8080"),
-					"LOG_LEVEL":         pulumi.String(cfg.LogLevel),
-					"LOG_FORMAT":        pulumi.String("json"),
-					"DRAIN_DELAY":       pulumi.String(cfg.DrainDelay.String()),
-					"SHUTDOWN_TIMEOUT":  pulumi.String(cfg.ShutdownTimeout.String()),
-					"SHUTDOWN_LINGER":   pulumi.String(linger.String()),
-				},
-				Secrets:  docker.ServiceTaskSpecContainerSpecSecretArray{secretFile(appSecret, databaseURLFile, strconv.Itoa(serviceUID), 0o400)},
+				Image:    pulumi.String(cfg.ImageRef()),
+				Args:     pulumi.ToStringArray([]string{"serve"}),
+				User:     pulumi.String(serviceUser),
+				Env:      env,
+				Secrets:  secrets,
 				ReadOnly: pulumi.Bool(true),
 				Mounts:   docker.ServiceTaskSpecContainerSpecMountArray{tmpfsMount("/tmp")},
 				CapDrops: pulumi.ToStringArray([]string{"ALL"}),
@@ -277,7 +295,7 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 	nginxName := cfg.Name("nginx")
 	files, err := renderNginx(&ProxyArgs{
 		Stack: cfg.Stack, BindAddress: cfg.BindAddress, HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-		RateLimit: cfg.RateLimit, TLS: cfg.TLS, Domain: cfg.Domain, UpstreamDNS: ReplicaAlias(cfg.Stack),
+		RateLimit: cfg.RateLimit, AuthMethods: cfg.AuthMethods(), TLS: cfg.TLS, Domain: cfg.Domain, UpstreamDNS: ReplicaAlias(cfg.Stack),
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("nginx configuration: %w", err)

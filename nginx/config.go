@@ -133,6 +133,15 @@ type Config struct {
 	// after WriteBurst); 0 disables the limit. 600 is 10 requests per second.
 	WriteRatePerMinute int
 	WriteBurst         int
+	// AuthRatePerMinute limits, per client address, the requests that need the service's API
+	// token (AuthMethods), on top of the write limit: every such attempt counts, since nginx
+	// cannot tell a wrong token from a good one before the service answered, so this is what
+	// bounds token guessing. 0 disables it.
+	AuthRatePerMinute int
+	AuthBurst         int
+	// AuthMethods are the methods that need a token (the service's WRITE_AUTH): PATCH and
+	// DELETE, POST too with "all".
+	AuthMethods []string
 	// ConnLimitPerAddr limits concurrent connections per client address (429 above); 0 disables.
 	ConnLimitPerAddr int
 	// LimitZoneSize is the shared memory, in bytes, of each limit zone (1 MiB ≈ 16k addresses).
@@ -222,6 +231,9 @@ func Defaults() Config {
 		NextUpstreamTimeout:      15 * time.Second,
 		WriteRatePerMinute:       600,
 		WriteBurst:               20,
+		AuthRatePerMinute:        60,
+		AuthBurst:                10,
+		AuthMethods:              []string{"PATCH", "DELETE"},
 		ConnLimitPerAddr:         100,
 		LimitZoneSize:            10 << 20,
 		AccessLog:                "/dev/stdout",
@@ -413,10 +425,23 @@ func (c Config) Validate() error {
 	if c.WriteBurst < 0 {
 		bad("WriteBurst", "must not be negative")
 	}
+	if c.AuthRatePerMinute < 0 {
+		bad("AuthRatePerMinute", "must not be negative")
+	}
+	if c.AuthBurst < 0 {
+		bad("AuthBurst", "must not be negative")
+	}
+	for i, m := range c.AuthMethods {
+		switch m {
+		case "POST", "PUT", "PATCH", "DELETE":
+		default:
+			bad(fmt.Sprintf("AuthMethods[%d]", i), "%q is not POST, PUT, PATCH or DELETE", m)
+		}
+	}
 	if c.ConnLimitPerAddr < 0 {
 		bad("ConnLimitPerAddr", "must not be negative")
 	}
-	if (c.WriteRatePerMinute > 0 || c.ConnLimitPerAddr > 0) && c.LimitZoneSize < 32<<10 {
+	if (c.WriteRatePerMinute > 0 || c.AuthRatePerMinute > 0 || c.ConnLimitPerAddr > 0) && c.LimitZoneSize < 32<<10 {
 		bad("LimitZoneSize", "must be at least 32 KiB when a limit is on")
 	}
 	for i, p := range c.TrustedProxies {

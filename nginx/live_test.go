@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,6 +281,47 @@ func testLiveWriteBurstGets429(t *testing.T, form upstreamForm) {
 	}
 }
 
+func TestLiveTokenAttemptsLimited(t *testing.T) { forEachForm(t, testLiveTokenAttemptsLimited) }
+
+// testLiveTokenAttemptsLimited: PATCH and DELETE (the requests that need the service's token)
+// are limited per address beyond the write limit; POST and GET are not.
+func testLiveTokenAttemptsLimited(t *testing.T, form upstreamForm) {
+	h, bs := startForm(t, form, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+		c.WriteRatePerMinute, c.WriteBurst = 6000, 100 // out of the way
+		c.AuthRatePerMinute, c.AuthBurst = 60, 3
+		return c
+	}, "a", "b")
+	c := newClient()
+	var passed, limited int
+	var last429 result
+	for i := range 12 {
+		method := []string{"PATCH", "DELETE"}[i%2]
+		r := do(t, c, method, h.HTTPURL("/api/notes/1"), strings.NewReader(`{"title":"t"}`),
+			"Content-Type", "application/json", "Authorization", "Bearer guess-"+strconv.Itoa(i))
+		switch r.status {
+		case 429:
+			limited++
+			last429 = r
+		case 404: // the stand-in's answer: the attempt reached a replica
+			passed++
+		default:
+			t.Fatalf("%s: unexpected %d %s", method, r.status, r.body)
+		}
+	}
+	if passed < 1 || passed > 5 || limited < 7 {
+		t.Fatalf("12 token attempts: %d passed, %d limited; want about 4 passed (1 + burst 3)", passed, limited)
+	}
+	checkProblem(t, "429", last429, 429)
+	if hits := bs[0].hits.Load() + bs[1].hits.Load(); hits != int64(passed) {
+		t.Errorf("%d requests reached the replicas, want only the %d that passed", hits, passed)
+	}
+	for range 10 {
+		if r := do(t, c, "POST", h.HTTPURL("/api/notes"), strings.NewReader(`{"title":"t"}`), "Content-Type", "application/json"); r.status != 201 {
+			t.Fatalf("POST after the token attempts: %d", r.status)
+		}
+	}
+}
+
 func TestLiveOversizedBodyGets413(t *testing.T) { forEachForm(t, testLiveOversizedBodyGets413) }
 
 func testLiveOversizedBodyGets413(t *testing.T, form upstreamForm) {
@@ -354,6 +396,16 @@ func TestLiveSecurityHeadersAndErrors(t *testing.T) {
 		t.Fatalf("/nginx-health: %d %s", r.status, r.body)
 	}
 	checkSecurityHeaders(t, "200 /nginx-health", r, false)
+
+	// A client's own X-Forwarded-For never reaches a replica: nginx replaces it.
+	r = do(t, c, "GET", h.HTTPURL("/healthz"), nil, "X-Forwarded-For", "6.6.6.6, 7.7.7.7", "X-Request-ID", "xff-check")
+	up, ok := a.headersFor("xff-check")
+	if !ok {
+		up, ok = b.headersFor("xff-check")
+	}
+	if !ok || up.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("upstream X-Forwarded-For = %q (reached an upstream: %v), want only the client address nginx saw", up.Get("X-Forwarded-For"), ok)
+	}
 
 	r = do(t, c, "GET", h.HTTPURL("/api/nope"), nil)
 	if r.status != 404 || r.header.Get("Content-Type") != "application/problem+json" {

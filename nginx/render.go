@@ -54,6 +54,7 @@ type view struct {
 	ClientMaxBodySize        string
 	LimitZoneSize            string
 	WriteRate                string
+	AuthRate                 string // empty: no limit on token attempts
 	Resolver                 string
 	ResolverValid            string
 	ServerNames              string
@@ -105,12 +106,9 @@ func newView(c Config) *view {
 	if c.WorkerProcesses > 0 {
 		v.WorkerProcesses = strconv.Itoa(c.WorkerProcesses)
 	}
-	if c.WriteRatePerMinute > 0 {
-		if c.WriteRatePerMinute%60 == 0 {
-			v.WriteRate = fmt.Sprintf("%dr/s", c.WriteRatePerMinute/60)
-		} else {
-			v.WriteRate = fmt.Sprintf("%dr/m", c.WriteRatePerMinute)
-		}
+	v.WriteRate = rate(c.WriteRatePerMinute)
+	if len(c.AuthMethods) > 0 {
+		v.AuthRate = rate(c.AuthRatePerMinute)
 	}
 	listen := func(port int) []string {
 		if c.ListenAddress != "" {
@@ -260,4 +258,15 @@ func size(n int64) string {
 		return fmt.Sprintf("%dk", n>>10)
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// rate is a per-minute limit in limit_req_zone syntax ("" for 0: no limit).
+func rate(perMinute int) string {
+	switch {
+	case perMinute <= 0:
+		return ""
+	case perMinute%60 == 0:
+		return fmt.Sprintf("%dr/s", perMinute/60)
+	}
+	return fmt.Sprintf("%dr/m", perMinute)
 }

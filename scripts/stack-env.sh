@@ -107,11 +107,13 @@ ensure_stack() {
 has_key() { grep -qE "^  $1:" "$committed" "$secrets_file" 2>/dev/null; }
 
 # ensure_secrets generates random dbPassword and appDbPassword into the secrets file when the stack
-# has neither them nor an external databaseUrl.
+# has neither them nor an external databaseUrl, and a random apiToken (the bearer token for
+# PATCH/DELETE) unless the stack has one or opts out with writeAuth none.
 ensure_secrets() {
-  has_key notes:databaseUrl && return 0
-  local key
-  for key in notes:dbPassword notes:appDbPassword; do
+  local key keys=""
+  has_key notes:databaseUrl || keys="notes:dbPassword notes:appDbPassword"
+  grep -qE '^  notes:writeAuth: *"?none"?' "$committed" "$secrets_file" 2>/dev/null || keys="$keys notes:apiToken"
+  for key in $keys; do
     has_key "$key" && continue
     echo "stack $stack: generating a random ${key#notes:} (encrypted in $secrets_file)" >&2
     head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 |

@@ -47,6 +47,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := profiling.Start(ctx, getenv(profiling.Env), log); err != nil {
 		return err
 	}
+	switch {
+	case cfg.WriteAuth == "none":
+		log.Warn("WRITE_AUTH=none: anyone who reaches the service can change and delete notes")
+	case len(cfg.APITokens) == 0:
+		log.Warn("API_TOKENS_FILE is unset: every request that needs a token is refused with 401", "write_auth", cfg.WriteAuth)
+	}
 
 	// The pool connects lazily: the service starts while the database is
 	// down and /readyz reports it until it is back.
@@ -66,13 +72,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	conns := quiesce.NewConns()
 	srv := &http.Server{
 		Handler: conns.Handler(httpapi.New(httpapi.Options{
-			Store:        postgres.New(pool),
-			Logger:       log,
-			MaxBodyBytes: cfg.MaxBodyBytes,
-			Registry:     reg,
-			Draining:     &draining,
-			Version:      version,
-			Revision:     cfg.Revision,
+			Store:          postgres.New(pool),
+			Logger:         log,
+			MaxBodyBytes:   cfg.MaxBodyBytes,
+			Registry:       reg,
+			Draining:       &draining,
+			Version:        version,
+			Revision:       cfg.Revision,
+			WriteAuth:      httpapi.WriteAuth(cfg.WriteAuth),
+			Tokens:         httpapi.NewTokens(cfg.APITokens),
+			TrustedProxies: cfg.TrustedProxies,
 		})),
 		ConnState:         conns.ConnState,
 		ConnContext:       conns.ConnContext,

@@ -14,12 +14,13 @@ import (
 // the API and behind its back, restores the dump, and compares every row of the notes table.
 func backupAndRestore(t *testing.T, s *stack, client *http.Client, api string) {
 	t.Helper()
-	backupAndRestoreIn(t, s.output("databaseContainer"), s.output("backupContainer"), client, api)
+	backupAndRestoreIn(t, s.output("databaseContainer"), s.output("backupContainer"), client, api, s.get("notes:apiToken"))
 }
 
 // backupAndRestoreIn is backupAndRestore with the database and backup containers named (on
-// engine swarm: the services' task containers).
-func backupAndRestoreIn(t *testing.T, db, backup string, client *http.Client, api string) {
+// engine swarm: the services' task containers); token is the stack's notes:apiToken (DELETE
+// needs it).
+func backupAndRestoreIn(t *testing.T, db, backup string, client *http.Client, api, token string) {
 	t.Helper()
 	rows := func() string {
 		return docker(t, "exec", db, "psql", "-X", "-U", "notes", "-d", "notes", "-At", "-c",
@@ -42,6 +43,12 @@ func backupAndRestoreIn(t *testing.T, db, backup string, client *http.Client, ap
 
 	firstID := strings.SplitN(before, "|", 2)[0]
 	req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/%s", api, firstID), nil)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("DELETE note %s without a token: %v %v, want 401", firstID, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

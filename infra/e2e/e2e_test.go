@@ -25,10 +25,11 @@ func devStack(t *testing.T, prefix string) (s *stack, secrets []string) {
 	s.set("notes:dbPort", strconv.Itoa(freePort(t)))
 	s.set("notes:protect", "false")
 	s.set("notes:appVersion", "e2e-1")
-	dbPassword, appPassword := randomSecret(t), randomSecret(t)
+	dbPassword, appPassword, apiToken := randomSecret(t), randomSecret(t), randomSecret(t)
 	s.setSecret("notes:dbPassword", dbPassword)
 	s.setSecret("notes:appDbPassword", appPassword)
-	return s, []string{dbPassword, appPassword}
+	s.setSecret("notes:apiToken", apiToken)
+	return s, []string{dbPassword, appPassword, apiToken}
 }
 
 func TestPreviewDev(t *testing.T) {
@@ -83,6 +84,29 @@ func TestDeployLocal(t *testing.T) {
 		l.list(context.Background())
 		if len(l.failures) > 0 {
 			t.Fatal(l.failures)
+		}
+	})
+
+	t.Run("a client's X-Forwarded-For is not the logged address", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, s.output("livenessUrl"), nil)
+		req.Header.Set("X-Forwarded-For", "6.6.6.6")
+		req.Header.Set("X-Request-ID", "e2e-xff-"+s.name)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		time.Sleep(300 * time.Millisecond) // the service's log buffer flushes every 100 ms
+		var line string
+		for _, name := range s.stringsOutput("replicaNames") {
+			for _, l := range strings.Split(docker(t, "logs", name), "\n") {
+				if strings.Contains(l, `"request_id":"e2e-xff-`+s.name+`"`) {
+					line = l
+				}
+			}
+		}
+		if line == "" || strings.Contains(line, "6.6.6.6") || !strings.Contains(line, `"remote_ip":"`) {
+			t.Errorf("access log line %q: want the address nginx saw, not the client's header", line)
 		}
 	})
 

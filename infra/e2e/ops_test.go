@@ -390,8 +390,8 @@ func TestOperations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scripts/stack.sh did not write the generated secrets file: %v", err)
 	}
-	if n := strings.Count(string(secrets), "secure:"); n != 2 {
-		t.Errorf("secrets file holds %d secure values, want dbPassword and appDbPassword:\n%s", n, secrets)
+	if n := strings.Count(string(secrets), "secure:"); n != 3 {
+		t.Errorf("secrets file holds %d secure values, want dbPassword, appDbPassword and apiToken:\n%s", n, secrets)
 	}
 	if plain, _ := os.ReadFile(s.file); strings.Contains(string(plain), "secure:") || strings.Contains(string(plain), "encryptionsalt") {
 		t.Errorf("scripts/stack.sh wrote secrets into the stack file:\n%s", plain)

@@ -52,7 +52,7 @@ func TestSwarm(t *testing.T) {
 	})
 	t.Run("backup and restore", func(t *testing.T) {
 		backupAndRestoreIn(t, serviceTask(t, s.output("databaseService")), serviceTask(t, s.output("backupService")),
-			&http.Client{Timeout: 10 * time.Second}, api)
+			&http.Client{Timeout: 10 * time.Second}, api, s.get("notes:apiToken"))
 	})
 	t.Run("operations through scripts/ops.sh", func(t *testing.T) {
 		swarmOperations(t, s, secrets)

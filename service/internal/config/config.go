@@ -35,9 +35,12 @@ type Config struct {
 	DrainDelay       time.Duration
 	ShutdownLinger   time.Duration
 	MaxBodyBytes     int64
-	AppDBRole        string // migrate up only
-	AppDBPassword    string // migrate up only
-	Revision         string // NOTES_REVISION: sent as X-Notes-Revision; empty sends none
+	AppDBRole        string       // migrate up only
+	AppDBPassword    string       // migrate up only
+	Revision         string       // NOTES_REVISION: sent as X-Notes-Revision; empty sends none
+	WriteAuth        string       // WRITE_AUTH: modify, all or none
+	APITokens        []string     // from API_TOKENS_FILE; none when it is unset
+	TrustedProxies   []*net.IPNet // TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
 }
 
 // DefaultDBMaxConns is DB_MAX_CONNS when it is unset: 2 × GOMAXPROCS (the
@@ -163,6 +166,24 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 
+	c.WriteAuth = strings.ToLower(get("WRITE_AUTH", "modify"))
+	switch c.WriteAuth {
+	case "modify", "all", "none":
+	default:
+		bad("WRITE_AUTH", "%q is not one of modify (PATCH and DELETE need a token), all (POST too), none", c.WriteAuth)
+	}
+	if path := getenv("API_TOKENS_FILE"); path != "" {
+		if c.WriteAuth == "none" {
+			bad("API_TOKENS_FILE", "set, but WRITE_AUTH=none uses no tokens; unset one of them")
+		} else if c.APITokens, err = readTokens(path); err != nil {
+			bad("API_TOKENS_FILE", "%v", err)
+		}
+	}
+	c.TrustedProxies, err = parseNetworks(getenv("TRUSTED_PROXIES"))
+	if err != nil {
+		bad("TRUSTED_PROXIES", "%v", err)
+	}
+
 	c.Revision = getenv("NOTES_REVISION")
 	if c.Revision != "" && !validRevision(c.Revision) {
 		bad("NOTES_REVISION", "%q is not 1 to 64 characters of A-Z a-z 0-9 . _ -", c.Revision)
@@ -203,6 +224,66 @@ func secret(getenv func(string) string, name string) (value, from string, err er
 		return "", fileVar, &Error{Var: fileVar, Msg: fmt.Sprintf("file %s is empty", path)}
 	}
 	return v, fileVar, nil
+}
+
+// minTokenLen is the shortest API token: a guessable token protects nothing.
+const minTokenLen = 16
+
+// readTokens reads an API token file: one token per line; blank lines and
+// lines starting with # are ignored. Errors name the path and the line,
+// never a token.
+func readTokens(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read %s: %v", path, err)
+	}
+	var tokens []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+			continue
+		case strings.ContainsFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			return nil, fmt.Errorf("%s line %d: a token has no spaces or control characters", path, i+1)
+		case len(line) < minTokenLen:
+			return nil, fmt.Errorf("%s line %d: a token needs at least %d characters", path, i+1, minTokenLen)
+		}
+		tokens = append(tokens, line)
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s holds no token (only blank lines and comments)", path)
+	}
+	return tokens, nil
+}
+
+// parseNetworks parses a comma-separated list of CIDRs or IP addresses
+// (one address is a /32 or /128).
+func parseNetworks(s string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if ip := net.ParseIP(f); ip != nil {
+			bits := 8 * len(ip.To16())
+			if ip4 := ip.To4(); ip4 != nil {
+				ip, bits = ip4, 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR (10.0.0.0/8, fd00::/8) or an IP address", f)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 // validRevision accepts 1 to 64 characters of [A-Za-z0-9._-]: safe in a

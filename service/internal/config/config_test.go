@@ -260,3 +260,92 @@ func TestRevision(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteAuthAndTokens(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := file("good", "# deploy tokens\n\n  tok-aaaaaaaaaaaaaaaa  \r\ntok-bbbbbbbbbbbbbbbb\n# old: tok-cccc\n")
+	tests := []struct {
+		name      string
+		env       map[string]string
+		writeAuth string
+		tokens    []string
+		errVar    string // "" means no error
+	}{
+		{"default", nil, "modify", nil, ""},
+		{"tokens", map[string]string{"API_TOKENS_FILE": good}, "modify", []string{"tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"}, ""},
+		{"all", map[string]string{"WRITE_AUTH": "ALL", "API_TOKENS_FILE": good}, "all", []string{"tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"}, ""},
+		{"none", map[string]string{"WRITE_AUTH": "none"}, "none", nil, ""},
+		{"bad mode", map[string]string{"WRITE_AUTH": "some"}, "", nil, "WRITE_AUTH"},
+		{"none with tokens", map[string]string{"WRITE_AUTH": "none", "API_TOKENS_FILE": good}, "", nil, "API_TOKENS_FILE"},
+		{"empty file", map[string]string{"API_TOKENS_FILE": file("empty", "")}, "", nil, "API_TOKENS_FILE"},
+		{"only comments", map[string]string{"API_TOKENS_FILE": file("comments", "# a\n\n   \n#b\n")}, "", nil, "API_TOKENS_FILE"},
+		{"short token", map[string]string{"API_TOKENS_FILE": file("short", "tok-aaaaaaaaaaaaaaaa\nshort\n")}, "", nil, "API_TOKENS_FILE"},
+		{"space inside", map[string]string{"API_TOKENS_FILE": file("space", "tok-aaaaaaaa aaaaaaaa\n")}, "", nil, "API_TOKENS_FILE"},
+		{"missing file", map[string]string{"API_TOKENS_FILE": filepath.Join(dir, "nope")}, "", nil, "API_TOKENS_FILE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"DATABASE_URL": "postgres://u@h/db"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			c, err := config.Load(envFunc(env))
+			if tc.errVar != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.errVar+": ") {
+					t.Fatalf("err = %v, want one naming %s", err, tc.errVar)
+				}
+				if strings.Contains(err.Error(), "tok-aaaa") {
+					t.Errorf("the error shows a token: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.WriteAuth != tc.writeAuth || strings.Join(c.APITokens, ",") != strings.Join(tc.tokens, ",") {
+				t.Errorf("WriteAuth %q, tokens %q", c.WriteAuth, c.APITokens)
+			}
+		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	tests := []struct {
+		value string
+		want  string // the networks, comma-separated; "error" for an error
+	}{
+		{"", ""},
+		{"10.0.0.0/8", "10.0.0.0/8"},
+		{" 172.18.0.0/16 , 10.1.2.3 ,fd00::/8", "172.18.0.0/16,10.1.2.3/32,fd00::/8"},
+		{"::1", "::1/128"},
+		{"10.0.0.0/33", "error"},
+		{"proxy.example", "error"},
+		{"10.0.0.0/8;", "error"},
+	}
+	for _, tc := range tests {
+		c, err := config.Load(envFunc(map[string]string{"DATABASE_URL": "postgres://u@h/db", "TRUSTED_PROXIES": tc.value}))
+		if tc.want == "error" {
+			if err == nil || !strings.HasPrefix(err.Error(), "TRUSTED_PROXIES: ") {
+				t.Errorf("%q: err = %v", tc.value, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.value, err)
+		}
+		var got []string
+		for _, n := range c.TrustedProxies {
+			got = append(got, n.String())
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%q = %q, want %q", tc.value, got, tc.want)
+		}
+	}
+}

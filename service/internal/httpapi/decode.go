@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -19,49 +20,118 @@ import (
 var errUnsupportedMedia = &echo.HTTPError{Code: http.StatusUnsupportedMediaType,
 	Message: "Content-Type must be application/json"}
 
-// decodeJSON reads a JSON object into dst, enforcing the content type
-// (415), the body limit (413: always an *http.MaxBytesError, also when the
-// declared Content-Length is already too large), well-formed JSON (400) and
-// text that Postgres can store exactly (422: invalid UTF-8, lone UTF-16
-// surrogate escapes, which encoding/json would silently turn into U+FFFD).
-func (s *server) decodeJSON(c echo.Context, dst any) error {
+// member is one member of the request's JSON object: the key as sent and
+// its raw value.
+type member struct {
+	key string
+	raw json.RawMessage
+}
+
+// decodeObject reads the body as one JSON object and returns its members
+// by foldKey of their keys, enforcing the content type (415), the body
+// limit (413: always an *http.MaxBytesError, also when the declared
+// Content-Length is already too large), well-formed JSON (400), keys that
+// are unique even when case is ignored (400: encoding/json would match
+// "title" and "TITLE" to one field and keep the last, so what the client
+// and we read could differ) and text that Postgres can store exactly (422:
+// invalid UTF-8, lone UTF-16 surrogate escapes, which encoding/json would
+// silently turn into U+FFFD).
+func (s *server) decodeObject(c echo.Context) (map[string]member, error) {
 	r := c.Request()
 	if !isJSONContentType(r.Header.Get(echo.HeaderContentType)) {
-		return errUnsupportedMedia
+		return nil, errUnsupportedMedia
 	}
 	if r.ContentLength > s.maxBody {
-		return &http.MaxBytesError{Limit: s.maxBody}
+		return nil, &http.MaxBytesError{Limit: s.maxBody}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return err
+			return nil, err
 		}
-		return notes.Errorf(notes.EINVALID, "could not read the request body")
+		return nil, notes.Errorf(notes.EINVALID, "could not read the request body")
 	}
 	if !utf8.Valid(data) {
-		return notes.Errorf(notes.EUNPROCESS, "request body is not valid UTF-8")
+		return nil, notes.Errorf(notes.EUNPROCESS, "request body is not valid UTF-8")
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return notes.Errorf(notes.EINVALID, "request body must be a JSON object")
+		return nil, notes.Errorf(notes.EINVALID, "request body must be a JSON object")
 	}
+	malformed := notes.Errorf(notes.EINVALID, "malformed JSON")
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return notes.Errorf(notes.EINVALID, "field %q must be a string", typeErr.Field)
+	if _, err := dec.Token(); err != nil { // the '{'
+		return nil, malformed
+	}
+	members := make(map[string]member)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed
 		}
-		return notes.Errorf(notes.EINVALID, "malformed JSON")
+		key := tok.(string) // inside an object, Token returns keys as strings
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, malformed
+		}
+		k := foldKey(key)
+		if first, dup := members[k]; dup {
+			if first.key == key {
+				return nil, notes.Errorf(notes.EINVALID, "duplicate key %q", key)
+			}
+			return nil, notes.Errorf(notes.EINVALID, "keys %q and %q differ only in case; send one of them", first.key, key)
+		}
+		members[k] = member{key: key, raw: raw}
+	}
+	if _, err := dec.Token(); err != nil { // the '}'
+		return nil, malformed
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return notes.Errorf(notes.EINVALID, "malformed JSON: data after the object")
+		return nil, notes.Errorf(notes.EINVALID, "malformed JSON: data after the object")
 	}
 	if hasLoneSurrogate(data) {
-		return notes.Errorf(notes.EUNPROCESS, "text contains an unpaired UTF-16 surrogate escape")
+		return nil, notes.Errorf(notes.EUNPROCESS, "text contains an unpaired UTF-16 surrogate escape")
 	}
-	return nil
+	return members, nil
+}
+
+// foldKey maps a key to one value for all the keys that encoding/json
+// (which upper-cases each character) or Unicode simple case folding
+// (strings.EqualFold: "k" and the Kelvin sign) consider equal to it.
+func foldKey(key string) string {
+	return strings.Map(func(r rune) rune {
+		r = unicode.ToUpper(r)
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, key)
+}
+
+// stringField is a string member of the request object.
+type stringField struct {
+	present bool // the key was sent
+	null    bool // its value was null
+	value   string
+}
+
+// stringMember looks up field (matched as encoding/json does, ignoring
+// case) in members; a value other than a string or null is EINVALID.
+func stringMember(members map[string]member, field string) (stringField, error) {
+	m, ok := members[foldKey(field)]
+	if !ok {
+		return stringField{}, nil
+	}
+	if string(m.raw) == "null" {
+		return stringField{present: true, null: true}, nil
+	}
+	var v string
+	if err := json.Unmarshal(m.raw, &v); err != nil {
+		return stringField{}, notes.Errorf(notes.EINVALID, "field %q must be a string", field)
+	}
+	return stringField{present: true, value: v}, nil
 }
 
 // isJSONContentType accepts application/json and application/*+json with

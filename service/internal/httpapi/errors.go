@@ -14,11 +14,12 @@ import (
 
 // codeStatus maps domain error codes to HTTP statuses: the one table.
 var codeStatus = map[string]int{
-	notes.EINVALID:     http.StatusBadRequest,
-	notes.EUNPROCESS:   http.StatusUnprocessableEntity,
-	notes.ENOTFOUND:    http.StatusNotFound,
-	notes.EUNAVAILABLE: http.StatusServiceUnavailable,
-	notes.EINTERNAL:    http.StatusInternalServerError,
+	notes.EINVALID:      http.StatusBadRequest,
+	notes.EUNPROCESS:    http.StatusUnprocessableEntity,
+	notes.EUNAUTHORIZED: http.StatusUnauthorized,
+	notes.ENOTFOUND:     http.StatusNotFound,
+	notes.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	notes.EINTERNAL:     http.StatusInternalServerError,
 }
 
 // problem is an RFC 9457 problem details object.
@@ -65,6 +66,12 @@ func (s *server) errorHandler(err error, c echo.Context) {
 		// The client is gone; nobody reads the answer.
 		c.Response().Status = statusClientClosedRequest
 		return
+	}
+	if domErr != nil && domErr.Code == notes.EUNPROCESS && domErr.Err != nil {
+		// A rejection with a cause (the database's own message): the client
+		// gets the domain message only, the log gets the cause.
+		s.log.Warn("request rejected", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+			"status", status, "err", err.Error())
 	}
 	if status >= 500 {
 		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),

@@ -7,14 +7,18 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
 // FuzzCreateNote posts arbitrary bodies, with or without an arbitrary
-// Idempotency-Key: the answer is never a 5xx, a note acknowledged with 201
-// reads back exactly as the request meant it, its key is a valid one (the
-// header value itself unless quoted), and sending the same request again
-// replays the same answer.
+// Idempotency-Key: the answer is never a 5xx, a body whose top-level keys
+// are ambiguous (the same key twice, or two keys equal but for case) is a
+// 400, a note acknowledged with 201 reads back exactly as the request meant
+// it, its key is a valid one (the header value itself unless quoted),
+// sending the same request again replays the same answer, and the same body
+// as a PATCH of that note is never a 5xx and a 422 exactly when it sets a
+// field to null.
 //
 //	go test ./service/internal/httpapi -run '^$' -fuzz '^FuzzCreateNote$' -fuzztime 20s
 func FuzzCreateNote(f *testing.F) {
@@ -35,6 +39,11 @@ func FuzzCreateNote(f *testing.F) {
 		`{"title":"<script>&amp;</script>","body":"\u2028\u2029"}`,
 		`{"title":"x","title":"y"}`,
 		`{"Title":"case"}`,
+		`{"title":"a","TITLE":"b"}`,
+		`{"title":"a","t\u0131tle":"b"}`,
+		`{"body":"\u017f","bodS":"x"}`,
+		`{"x":{"a":1,"a":2},"title":"nested"}`,
+		`{"title":"t","body":null}`,
 	}
 	keys := []string{"", "k", `"quoted"`, `"a\"b"`, strings.Repeat("k", 256), "a b", "\x00", "é"}
 	for i, s := range seeds {
@@ -56,6 +65,10 @@ func FuzzCreateNote(f *testing.F) {
 		rec := post(body, hasKey, key)
 		if rec.Code >= 500 {
 			t.Fatalf("POST %q (key %v %q) = %d %s", body, hasKey, key, rec.Code, rec.Body)
+		}
+		keys, isObject := topLevelKeys(body)
+		if isObject && ambiguous(keys) && rec.Code != http.StatusBadRequest {
+			t.Fatalf("POST %q with ambiguous keys %q = %d %s", body, keys, rec.Code, rec.Body)
 		}
 		if rec.Code != http.StatusCreated {
 			return
@@ -101,7 +114,63 @@ func FuzzCreateNote(f *testing.F) {
 		if got.Title != wantTitle || got.Body != wantBody {
 			t.Fatalf("stored %q/%q, acknowledged %q/%q for %q", got.Title, got.Body, wantTitle, wantBody, body)
 		}
+
+		patch := httptest.NewRequest("PATCH", rec.Header().Get("Location"), bytes.NewReader(body))
+		patch.Header.Set("Content-Type", "application/json")
+		patch.Header.Set("Authorization", "Bearer "+testToken)
+		rec3 := httptest.NewRecorder()
+		e.h.ServeHTTP(rec3, patch)
+		var members map[string]json.RawMessage
+		_ = json.Unmarshal(body, &members) // it decoded above
+		setsNull := false
+		for k, v := range members {
+			if (strings.EqualFold(k, "title") || strings.EqualFold(k, "body")) && string(v) == "null" {
+				setsNull = true
+			}
+		}
+		if rec3.Code >= 500 || (rec3.Code == http.StatusUnprocessableEntity) != setsNull || (!setsNull && rec3.Code != 200) {
+			t.Fatalf("PATCH %q = %d %s", body, rec3.Code, rec3.Body)
+		}
 	})
+}
+
+// topLevelKeys returns the keys of body's top-level object as sent
+// (unescaped) and whether body starts as one.
+func topLevelKeys(body []byte) ([]string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		k, ok := tok.(string)
+		if err != nil || !ok {
+			break
+		}
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			break
+		}
+	}
+	return keys, true
+}
+
+// ambiguous reports whether two keys are equal under Unicode case folding
+// or under encoding/json's matching (each character upper-cased).
+func ambiguous(keys []string) bool {
+	for i := range keys {
+		for j := range i {
+			// Both rules on purpose: EqualFold has orbits (k, K, the Kelvin sign) that
+			// upper-casing lacks, and upper-casing maps ı to I, which EqualFold does not.
+			upper := func(k string) string { return strings.Map(unicode.ToUpper, k) }
+			if strings.EqualFold(keys[i], keys[j]) || upper(keys[i]) == upper(keys[j]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkStoredKey asserts that the note at location has a valid key, and that

@@ -109,11 +109,33 @@ func (s *server) handleListNotes() echo.HandlerFunc {
 	}
 }
 
-// noteRequest is the JSON body of POST and PATCH. Unknown fields are ignored
-// (as the Flask app did).
+// noteRequest is the JSON body of POST and PATCH: "title" and "body",
+// strings or null. Unknown fields are ignored (as the Flask app did).
 type noteRequest struct {
-	Title *string `json:"title"`
-	Body  *string `json:"body"`
+	title, body stringField
+}
+
+func (s *server) decodeNote(c echo.Context) (noteRequest, error) {
+	members, err := s.decodeObject(c)
+	if err != nil {
+		return noteRequest{}, err
+	}
+	var req noteRequest
+	if req.title, err = stringMember(members, "title"); err != nil {
+		return noteRequest{}, err
+	}
+	if req.body, err = stringMember(members, "body"); err != nil {
+		return noteRequest{}, err
+	}
+	return req, nil
+}
+
+// orNil is the field's value, or nil when it is absent or null.
+func (f stringField) orNil() *string {
+	if !f.present || f.null {
+		return nil
+	}
+	return &f.value
 }
 
 func (s *server) handleCreateNote() echo.HandlerFunc {
@@ -125,11 +147,11 @@ func (s *server) handleCreateNote() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		var req noteRequest
-		if err := s.decodeJSON(c, &req); err != nil {
+		req, err := s.decodeNote(c)
+		if err != nil {
 			return err
 		}
-		title, body, err := notes.NewNote(notes.Input{Title: req.Title, Body: req.Body})
+		title, body, err := notes.NewNote(notes.Input{Title: req.title.orNil(), Body: req.body.orNil()})
 		if err != nil {
 			return err
 		}
@@ -183,11 +205,23 @@ func (s *server) handlePatchNote() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		var req noteRequest
-		if err := s.decodeJSON(c, &req); err != nil {
+		req, err := s.decodeNote(c)
+		if err != nil {
 			return err
 		}
-		p := notes.Patch{Title: req.Title, Body: req.Body}
+		// A PATCH sets the fields it names and leaves the others alone.
+		// null would mean "remove" in a JSON merge patch (RFC 7396), but
+		// neither field can be absent from a note: say so instead of
+		// silently doing nothing.
+		for _, f := range []struct {
+			name  string
+			field stringField
+		}{{"title", req.title}, {"body", req.body}} {
+			if f.field.null {
+				return notes.Errorf(notes.EUNPROCESS, "%s cannot be null: every note has one; send a string", f.name)
+			}
+		}
+		p := notes.Patch{Title: req.title.orNil(), Body: req.body.orNil()}
 		if err := p.Validate(); err != nil {
 			return err
 		}

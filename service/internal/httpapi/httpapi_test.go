@@ -31,6 +31,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const maxBody = 4096
 
+// testToken is the API token of newEnv's handler; env.do sends it unless the
+// test sets its own Authorization header ("" sends none).
+const testToken = "test-token-0123456789abcdef"
+
 type env struct {
 	h    http.Handler
 	srv  *httptest.Server
@@ -51,16 +55,25 @@ func migratedPool(tb testing.TB) *pgxpool.Pool {
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
+	return newEnvWith(tb, func(*httpapi.Options) {})
+}
+
+// newEnvWith is newEnv with options changed by set.
+func newEnvWith(tb testing.TB, set func(*httpapi.Options)) *env {
+	tb.Helper()
 	pool := migratedPool(tb)
 	logs := &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(postgres.NewPoolCollector(pool))
-	h := httpapi.New(httpapi.Options{
+	o := httpapi.Options{
 		Store:        postgres.New(pool),
 		Logger:       slog.New(slog.NewJSONHandler(logs, nil)),
 		MaxBodyBytes: maxBody,
 		Registry:     reg,
-	})
+		Tokens:       httpapi.NewTokens([]string{testToken}),
+	}
+	set(&o)
+	h := httpapi.New(o)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
 	return &env{h: h, srv: srv, pool: pool, logs: logs}
@@ -81,8 +94,12 @@ func (e *env) do(tb testing.TB, method, path, contentType string, body []byte, h
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+		}
 	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
@@ -565,7 +582,7 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	h := httpapi.New(httpapi.Options{Store: postgres.New(pool)})
+	h := httpapi.New(httpapi.Options{Store: postgres.New(pool), Tokens: httpapi.NewTokens([]string{testToken})})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	en := &env{h: h, srv: srv}

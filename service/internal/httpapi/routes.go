@@ -7,6 +7,9 @@ import (
 
 // addRoutes lists the whole API.
 func (s *server) addRoutes(e *echo.Echo) {
+	modify := s.protect(s.writeAuth != WriteAuthNone)
+	create := s.protect(s.writeAuth == WriteAuthAll)
+
 	e.GET("/", s.handleHello())
 	e.GET("/healthz", s.handleHealthz())
 	e.GET("/readyz", s.handleReadyz())
@@ -14,8 +17,8 @@ func (s *server) addRoutes(e *echo.Echo) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 
 	e.GET("/api/notes", s.handleListNotes())
-	e.POST("/api/notes", s.handleCreateNote())
+	e.POST("/api/notes", s.handleCreateNote(), create...)
 	e.GET("/api/notes/:id", s.handleGetNote())
-	e.PATCH("/api/notes/:id", s.handlePatchNote())
-	e.DELETE("/api/notes/:id", s.handleDeleteNote())
+	e.PATCH("/api/notes/:id", s.handlePatchNote(), modify...)
+	e.DELETE("/api/notes/:id", s.handleDeleteNote(), modify...)
 }

@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -41,18 +42,29 @@ type Options struct {
 	// and reported by GET /: a deploy proves the new replicas answer
 	// through the proxy by asking for it.
 	Revision string
+	// WriteAuth says which writes need "Authorization: Bearer <token>"
+	// with one of Tokens; "" is WriteAuthModify (PATCH and DELETE).
+	WriteAuth WriteAuth
+	// Tokens are the API tokens; nil (or none) authorises no request.
+	Tokens *Tokens
+	// TrustedProxies are the networks whose X-Forwarded-For names the
+	// client (remote_ip in the access log). From any other peer the header
+	// is ignored: a client could write anything into it.
+	TrustedProxies []*net.IPNet
 }
 
 type server struct {
-	store    notes.Store
-	log      *slog.Logger
-	maxBody  int64
-	draining *atomic.Bool
-	started  atomic.Bool // the database answered once (handleStartedz)
-	version  string
-	revision string
-	metrics  *httpMetrics
-	registry *prometheus.Registry
+	store     notes.Store
+	log       *slog.Logger
+	maxBody   int64
+	draining  *atomic.Bool
+	started   atomic.Bool // the database answered once (handleStartedz)
+	version   string
+	revision  string
+	writeAuth WriteAuth
+	tokens    *Tokens
+	metrics   *httpMetrics
+	registry  *prometheus.Registry
 	// routes are the route templates of the router, the only values of the
 	// metrics' route label besides "unmatched". Set once in New, before
 	// any request.
@@ -74,19 +86,25 @@ func New(o Options) http.Handler {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
+	if o.WriteAuth == "" {
+		o.WriteAuth = WriteAuthModify
+	}
 	s := &server{
-		store:    o.Store,
-		log:      o.Logger,
-		maxBody:  o.MaxBodyBytes,
-		draining: o.Draining,
-		version:  o.Version,
-		revision: o.Revision,
-		metrics:  newHTTPMetrics(o.Registry),
-		registry: o.Registry,
+		store:     o.Store,
+		log:       o.Logger,
+		maxBody:   o.MaxBodyBytes,
+		draining:  o.Draining,
+		version:   o.Version,
+		revision:  o.Revision,
+		writeAuth: o.WriteAuth,
+		tokens:    o.Tokens,
+		metrics:   newHTTPMetrics(o.Registry),
+		registry:  o.Registry,
 	}
 
 	e := echo.New()
 	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = ipExtractor(o.TrustedProxies)
 	// Recover first: a panic anywhere below becomes a 500 problem, never a
 	// dropped connection. The inner one lets the access log see the 500.
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
@@ -122,4 +140,16 @@ func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.log.Error("panic", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 		"err", err.Error(), "stack", string(stack))
 	return err
+}
+
+// ipExtractor reads the client address from X-Forwarded-For only behind a
+// trusted proxy, taking the rightmost address no trusted proxy added.
+// Echo's defaults would trust every loopback, link-local and private peer,
+// that is any container next to the service: trust only what is listed.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }

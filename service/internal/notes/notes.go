@@ -41,11 +41,12 @@ type Note struct {
 
 // Error codes. The HTTP layer maps each to one status in one table.
 const (
-	EINVALID     = "invalid"       // malformed request: bad id, cursor, limit (400)
-	EUNPROCESS   = "unprocessable" // well-formed but invalid content (422)
-	ENOTFOUND    = "not_found"     // no such note (404)
-	EUNAVAILABLE = "unavailable"   // database unreachable or failing (503)
-	EINTERNAL    = "internal"      // a bug (500)
+	EINVALID      = "invalid"       // malformed request: bad id, cursor, limit (400)
+	EUNPROCESS    = "unprocessable" // well-formed but invalid content (422)
+	EUNAUTHORIZED = "unauthorized"  // a write without a valid API token (401)
+	ENOTFOUND     = "not_found"     // no such note (404)
+	EUNAVAILABLE  = "unavailable"   // database unreachable or failing (503)
+	EINTERNAL     = "internal"      // a bug (500)
 )
 
 // Error is the domain error: a code plus a message safe to show to clients.

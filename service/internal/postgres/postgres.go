@@ -234,7 +234,9 @@ func mapError(err error, op string) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
 		case "22", "23":
-			return &notes.Error{Code: notes.EUNPROCESS, Message: "the database rejected the note: " + pgErr.Message, Err: err}
+			// Postgres's text names tables, constraints and values: it goes to the log
+			// (through Err), the client gets our words.
+			return &notes.Error{Code: notes.EUNPROCESS, Message: "the database rejected the note", Err: fmt.Errorf("%s: %w", op, err)}
 		case "42":
 			// Syntax error or undefined table: most likely migrations were not run.
 			return &notes.Error{Code: notes.EUNAVAILABLE, Message: "database schema is not ready", Err: fmt.Errorf("%s: %w", op, err)}
