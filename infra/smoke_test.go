@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 // The in-container smoke check gets the host name as an argument, never in its script text.
@@ -39,12 +41,18 @@ func TestSmokeCommandInNginxPassesHostAsArgument(t *testing.T) {
 func TestSmokeCommandCurl(t *testing.T) {
 	on := NewOnHost(mustDockerHost(t, "unix:///var/run/docker.sock"), nil)
 	args := &SmokeArgs{Stack: "s", OnHost: on, URL: "https://notes.example.com/readyz",
-		Probe: SmokeProbe{PublicHost: "notes.example.com", Address: "::1", Insecure: true}, ThroughNginx: true}
+		Probe: SmokeProbe{PublicHost: "notes.example.com", Address: "::1", Trust: pulumi.String("PEM")}, ThroughNginx: true}
 	cmd, env := smokeCommand(args, "0a1b2c3d", "0", []string{"r1", "r2"})
-	for _, want := range []string{" sh curl https://notes.example.com/readyz 30 0a1b2c3d --insecure --connect-to 'notes.example.com::[::1]:'", "|| { sh -c ", " sh 0a1b2c3d 0 30 r1 r2 && "} {
+	for _, want := range []string{" sh curl https://notes.example.com/readyz 30 0a1b2c3d --connect-to 'notes.example.com::[::1]:'", "|| { sh -c ", " sh 0a1b2c3d 0 30 r1 r2 && "} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("smoke command lacks %q: %s", want, cmd)
 		}
+	}
+	if strings.Contains(cmd, "--insecure") {
+		t.Errorf("smoke command skips certificate verification: %s", cmd)
+	}
+	if _, ok := env[smokeTrustEnv]; !ok {
+		t.Errorf("smoke command environment lacks %s (the certificates it trusts)", smokeTrustEnv)
 	}
 	if _, ok := env["DOCKER_HOST"]; !ok {
 		t.Error("the replicas' logs would not reach the stack's daemon: no DOCKER_HOST")
