@@ -14,10 +14,10 @@ import (
 
 // Paths inside the nginx container.
 const (
-	nginxTLSCert    = "/etc/nginx/tls/fullchain.pem"
-	nginxTLSKey     = "/etc/nginx/tls/privkey.pem"
-	acmeWebroot     = "/var/www/certbot"
-	letsencryptDir  = "/etc/letsencrypt"
+	nginxTLSCert   = "/etc/nginx/tls/fullchain.pem"
+	nginxTLSKey    = "/etc/nginx/tls/privkey.pem"
+	acmeWebroot    = "/var/www/certbot"
+	letsencryptDir = "/etc/letsencrypt"
 	// certbotCABundle is notes:acmeCaBundle in the certbot container (REQUESTS_CA_BUNDLE);
 	// certbotStatus the outcome of its last run, which its healthcheck reads.
 	certbotCABundle = "/etc/notes-acme/ca-bundle.pem"

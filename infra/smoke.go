@@ -125,14 +125,17 @@ func smokeCommand(args *SmokeArgs, revision, migrationStatus string, replicas []
 		check = "{ " + check + " && " + probe + "; }"
 	}
 	if args.Probe.Trust != nil {
-		env = maps.Clone(env)
-		if env == nil {
-			env = pulumi.StringMap{}
-		}
-		env[smokeTrustEnv] = args.Probe.Trust
+		env = withSmokeTrust(env, args.Probe.Trust)
 	}
 	logs, _ := args.OnHost.Script(replicaLogsScript, args.Stack)
 	return check + " || { " + logs + "; exit 1; }", env
+}
+
+// withSmokeTrust is env plus the certificates scripts/smoke.sh trusts besides the public CAs.
+func withSmokeTrust(env pulumi.StringMap, trust pulumi.StringInput) pulumi.StringMap {
+	out := pulumi.StringMap{smokeTrustEnv: trust}
+	maps.Copy(out, env)
+	return out
 }
 
 // probeFrom is where the Docker host's published ports are reached from the machine running

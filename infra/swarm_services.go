@@ -422,9 +422,15 @@ func (d *swarmDeploy) smoke(app swarmApp, ng *docker.Service) (*local.Command, e
 	cmd := app.revision.ApplyT(func(rev string) string {
 		return swarmSmokeCommand(d.cfg, d.on, d.cfg.Name("app"), rev)
 	}).(pulumi.StringOutput)
+	env := d.env
+	if d.cfg.TLS == nginx.TLSProvided {
+		// curl verifies nginx's certificate against the provided chain (tls=acme is refused on
+		// this engine).
+		env = withSmokeTrust(d.env, d.cfg.TLSCert)
+	}
 	return local.NewCommand(d.ctx, d.cfg.Name("smoke", "check"), &local.CommandArgs{
 		Create:      cmd,
-		Environment: d.env,
+		Environment: env,
 		Triggers:    pulumi.Array{app.revision, ng.ID()},
 		Logging:     local.LoggingStdoutAndStderr,
 	}, d.parent, pulumi.DependsOn([]pulumi.Resource{app.service, app.watch, ng}))
@@ -435,9 +441,6 @@ func (d *swarmDeploy) smoke(app swarmApp, ng *docker.Service) (*local.Command, e
 func swarmSmokeCommand(cfg *Config, on OnHost, appService, revision string) string {
 	attempts := strconv.Itoa(smokeAttempts)
 	argv := []string{"sh", "-c", smokeScript, "sh", "curl", cfg.BaseURL() + "/readyz", attempts, revision}
-	if cfg.TLS != nginx.TLSOff {
-		argv = append(argv, "--insecure")
-	}
 	if addr, _ := probeFrom(cfg.DockerHost, cfg.BindAddress); addr != "" && addr != cfg.PublicHost() {
 		argv = append(argv, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(cfg.PublicHost()), bracketIPv6(addr)))
 	}
