@@ -117,9 +117,10 @@ type Proxy struct {
 	SmokeTrust pulumi.StringInput
 }
 
-// certbotHealthTest passes while certbot's last run succeeded (scripts/certbot-loop.sh writes
-// certbotStatus after every run).
-var certbotHealthTest = []string{"CMD", "grep", "-q", "^ok ", certbotStatus}
+// certbotHealthTest fails while certbot's last run failed (scripts/certbot-loop.sh writes
+// certbotStatus after every run); before the first run has ended there is no status, and the
+// container counts as healthy, so a slow first issuance is not reported as a failure.
+var certbotHealthTest = []string{"CMD", "sh", "-c", `! grep -qs '^failed' "$1"`, "sh", certbotStatus}
 
 // certbotArgs is the certbot command line: the webroot HTTP-01 challenge for domain against the
 // configured ACME directory, renewing only when due.
@@ -350,14 +351,17 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs(args.Domain, args.ACME)...)),
 			Envs:        envs,
 			Uploads:     uploads,
+			// The stack's own network rather than the host's shared default bridge; it reaches
+			// the internet the same way, and a CA on this network by its name.
+			NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 			Volumes: docker.ContainerVolumeArray{
 				docker.ContainerVolumeArgs{VolumeName: args.ACME.LetsEncrypt, ContainerPath: pulumi.String(letsencryptDir)},
 				docker.ContainerVolumeArgs{VolumeName: args.ACME.Webroot, ContainerPath: pulumi.String(acmeWebroot)},
 			},
 			Healthcheck: docker.ContainerHealthcheckArgs{
 				Tests: pulumi.ToStringArray(certbotHealthTest),
-				// The first run (account, order, challenge) takes seconds to a minute.
-				Interval: pulumi.String("15s"), Timeout: pulumi.String("5s"), Retries: pulumi.Int(2), StartPeriod: pulumi.String("2m"),
+				// Unhealthy about 30 s after a failed run.
+				Interval: pulumi.String("15s"), Timeout: pulumi.String("5s"), Retries: pulumi.Int(2), StartPeriod: pulumi.String("5s"),
 			},
 			Restart:      pulumi.String("unless-stopped"),
 			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),

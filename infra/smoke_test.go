@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -153,5 +156,41 @@ func TestMigrationStatus(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && got != "0") {
 			t.Errorf("migrationStatus(%q) = %q, %v; want ok=%v", tc.out, got, err, tc.ok)
 		}
+	}
+}
+
+// The curl script against a TLS server whose certificate no public CA signed: it verifies the
+// certificate against NOTES_SMOKE_CA and refuses without it or with another certificate.
+func TestSmokeScriptVerifiesTLS(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl")
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Notes-Revision", "0a1b2c3d")
+	}))
+	t.Cleanup(srv.Close)
+	served := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	other, _, err := nginx.SelfSignedCertificate([]string{"example.com"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		trust string
+		ok    bool
+	}{
+		{"served certificate trusted", served, true},
+		{"another certificate first, then the served one", string(other) + served, true},
+		{"nothing trusted", "", false},
+		{"another certificate", string(other), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", smokeScript, "sh", "curl", srv.URL+"/readyz", "1", "0a1b2c3d")
+			cmd.Env = append(os.Environ(), smokeTrustEnv+"="+tc.trust)
+			out, err := cmd.CombinedOutput()
+			if (err == nil) != tc.ok {
+				t.Fatalf("smoke script ok = %v, want %v:\n%s", err == nil, tc.ok, out)
+			}
+		})
 	}
 }

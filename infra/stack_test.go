@@ -572,6 +572,9 @@ func TestCertbotACMEServer(t *testing.T) {
 			if _, private := tc.set["notes:acmeCaBundle"]; private != strings.Contains(envs, "REQUESTS_CA_BUNDLE="+certbotCABundle) || private != strings.Contains(uploads, certbotCABundle) {
 				t.Errorf("private CA %v: envs %q, uploads %s", private, envs, uploads)
 			}
+			if nets := fmt.Sprint(prop(cb, "networksAdvanced")); !strings.Contains(nets, "name") {
+				t.Errorf("certbot is not on the stack network (a private CA there is out of reach): %s", nets)
+			}
 			if hc := strs(obj(prop(cb, "healthcheck"))["tests"]); !slices.Equal(hc, certbotHealthTest) {
 				t.Errorf("certbot healthcheck %v", hc)
 			}
