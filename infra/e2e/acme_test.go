@@ -35,14 +35,56 @@ import (
 // Pebble validates on its port 80 inside the stack network); nginx picks it up under load with no
 // failed request; the chain verifies against Pebble's root, and so does the smoke check of the
 // next `pulumi up`; a forced renewal is picked up the same way; with Pebble stopped a renewal
-// fails visibly (certbot logs, container unhealthy) while the site keeps its certificate.
+// fails visibly (certbot logs, container unhealthy) while the site keeps its certificate. Both
+// engines, containers first (see TestSwarm).
 func TestACME(t *testing.T) {
 	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s is not installed (apt-get install pebble; make setup does it)", bin)
 		}
 	}
-	s, _ := devStack(t, "a")
+	t.Run("containers", func(t *testing.T) { testACME(t, false) })
+	t.Run("swarm", func(t *testing.T) {
+		ensureSwarmManager(t)
+		testACME(t, true)
+	})
+}
+
+// acmeNames finds the nginx and certbot containers: on engine swarm the services' tasks (a new
+// one after an update).
+type acmeNames struct {
+	s     *stack
+	swarm bool
+}
+
+func (n acmeNames) nginx(t *testing.T) string {
+	t.Helper()
+	if n.swarm {
+		return nginxTask(t, n.s)
+	}
+	return n.s.output("nginxContainer")
+}
+
+func (n acmeNames) certbot(t *testing.T) string {
+	t.Helper()
+	if n.swarm {
+		return serviceTask(t, n.s.output("certbotService"))
+	}
+	return n.s.output("certbotContainer")
+}
+
+func testACME(t *testing.T, swarm bool) {
+	var s *stack
+	if swarm {
+		t.Cleanup(func() { checkNoSwarmObjects(t, s.prefix()) }) // after the stack's own cleanup
+	}
+	s, _ = devStack(t, "a")
+	if swarm {
+		s.set("notes:engine", "swarm")
+		s.set("notes:bindAddress", "0.0.0.0") // host-mode ports bind every address; traffic stays on 127.0.0.1
+		s.set("notes:dbPort", "0")
+	}
+	names := acmeNames{s: s, swarm: swarm}
 	domain := s.name + ".notes.test"
 	httpsPort := freePort(t)
 	ca := newTestCA(t)
@@ -61,7 +103,7 @@ func TestACME(t *testing.T) {
 	if !strings.Contains(upOut, "notes:httpPort") || !strings.Contains(upOut, "port 80") {
 		t.Errorf("up does not warn that httpPort is not 80 with tls=acme:\n%s", tail(upOut, 30))
 	}
-	nginxName, certbotName := s.output("nginxContainer"), s.output("certbotContainer")
+	nginxName, certbotName := names.nginx(t), names.certbot(t)
 	netName := s.output("network")
 	api := s.output("apiUrl")
 
@@ -97,7 +139,7 @@ func TestACME(t *testing.T) {
 			docker(t, "kill", "--signal", "HUP", certbotName)
 		}, func() bool { return servedCert(t, pool, domain, httpsPort) != nil })
 		t.Logf("timing: issuance (certbot run now, until nginx serves Pebble's certificate): %v", elapsed)
-		waitHealth(t, certbotName, "healthy")
+		names.waitCertbot(t, certbotName, true)
 	})
 	first := servedCert(t, pool, domain, httpsPort)
 	if first == nil {
@@ -113,7 +155,7 @@ func TestACME(t *testing.T) {
 			return c != nil && c.SerialNumber.Cmp(first.SerialNumber) != 0
 		})
 		t.Logf("timing: forced renewal (until nginx serves the new certificate): %v", elapsed)
-		waitHealth(t, certbotName, "healthy")
+		names.waitCertbot(t, certbotName, true)
 	})
 	current := servedCert(t, pool, domain, httpsPort)
 
@@ -125,10 +167,11 @@ func TestACME(t *testing.T) {
 		t.Errorf("smoke check output:\n%s", tail(upOut, 30))
 	}
 
+	certbotName = names.certbot(t) // a new task on engine swarm: its CA bundle changed
 	t.Run("ACME server down", func(t *testing.T) {
 		docker(t, "stop", pebble.name)
 		docker(t, "kill", "--signal", "USR1", certbotName)
-		waitHealth(t, certbotName, "unhealthy")
+		names.waitCertbot(t, certbotName, false)
 		logs, _ := exec.Command("docker", "logs", "--tail", "30", certbotName).CombinedOutput()
 		if !strings.Contains(string(logs), "certbot-loop: certbot failed") {
 			t.Errorf("certbot logs do not name the failure:\n%s", logs)
@@ -225,19 +268,31 @@ func checkRedirect(t *testing.T, domain, httpPort string, httpsPort int) {
 	}
 }
 
-// waitHealth waits (at most 2 minutes) until the container's health is want.
-func waitHealth(t *testing.T, container, want string) {
+// waitCertbot waits (at most 2 minutes) until certbot reports its last run as ok or failed: the
+// container's health on engine containers, the loop's status file on engine swarm (no
+// healthcheck there, see infra/swarm_acme.go).
+func (n acmeNames) waitCertbot(t *testing.T, container string, ok bool) {
 	t.Helper()
+	want := map[bool]string{true: "healthy", false: "unhealthy"}[ok]
+	if n.swarm {
+		want = map[bool]string{true: "ok", false: "failed"}[ok]
+	}
 	start := time.Now()
 	for {
-		got := docker(t, "inspect", "-f", "{{.State.Health.Status}}", container)
+		var got string
+		if n.swarm {
+			out, _ := exec.Command("docker", "exec", container, "cat", "/tmp/notes-certbot-status").Output()
+			got, _, _ = strings.Cut(string(out), " ")
+		} else {
+			got = docker(t, "inspect", "-f", "{{.State.Health.Status}}", container)
+		}
 		if got == want {
-			t.Logf("%s %s after %v", container, want, time.Since(start).Round(time.Second))
+			t.Logf("certbot %s %s after %v", container, want, time.Since(start).Round(time.Second))
 			return
 		}
 		if time.Since(start) > 2*time.Minute {
 			logs, _ := exec.Command("docker", "logs", "--tail", "30", container).CombinedOutput()
-			t.Fatalf("%s is %s after 2 minutes, want %s:\n%s", container, got, want, logs)
+			t.Fatalf("certbot %s is %q after 2 minutes, want %s:\n%s", container, got, want, logs)
 		}
 		time.Sleep(2 * time.Second)
 	}
