@@ -35,20 +35,9 @@ import (
 // Pebble validates on its port 80 inside the stack network); nginx picks it up under load with no
 // failed request; the chain verifies against Pebble's root, and so does the smoke check of the
 // next `pulumi up`; a forced renewal is picked up the same way; with Pebble stopped a renewal
-// fails visibly (certbot logs, container unhealthy) while the site keeps its certificate. Both
-// engines, containers first (see TestSwarm).
-func TestACME(t *testing.T) {
-	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is not installed (apt-get install pebble; make setup does it)", bin)
-		}
-	}
-	t.Run("containers", func(t *testing.T) { testACME(t, false) })
-	t.Run("swarm", func(t *testing.T) {
-		ensureSwarmManager(t)
-		testACME(t, true)
-	})
-}
+// fails visibly (certbot logs, container unhealthy) while the site keeps its certificate.
+// TestACMESwarm is the same on engine swarm.
+func TestACME(t *testing.T) { testACME(t, false) }
 
 // acmeNames finds the nginx and certbot containers: on engine swarm the services' tasks (a new
 // one after an update).
@@ -74,6 +63,11 @@ func (n acmeNames) certbot(t *testing.T) string {
 }
 
 func testACME(t *testing.T, swarm bool) {
+	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not installed (apt-get install pebble; make setup does it)", bin)
+		}
+	}
 	var s *stack
 	if swarm {
 		t.Cleanup(func() { checkNoSwarmObjects(t, s.prefix()) }) // after the stack's own cleanup
