@@ -21,7 +21,13 @@ wake() {
   pending=1
   if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null; fi
 }
-trap 'exit 0' TERM INT
+# stop ends the loop, and the hour's sleep with it (a sleep left behind would keep the
+# container's output open).
+stop() {
+  if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null; fi
+  exit 0
+}
+trap 'stop' TERM INT
 trap 'wake' HUP
 trap 'force=--force-renewal; wake' USR1
 while :; do
