@@ -191,6 +191,9 @@ func TestSmokeScriptVerifiesTLS(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("smoke script ok = %v, want %v:\n%s", err == nil, tc.ok, out)
 			}
+			if !tc.ok && !strings.Contains(string(out), "phase smoke: curl:") {
+				t.Errorf("a certificate that does not verify is not named:\n%s", out)
+			}
 		})
 	}
 }

@@ -62,4 +62,10 @@ while [ "$i" -lt "$attempts" ]; do
   sleep 2
 done
 echo "phase smoke: FAILED: $url did not answer 200 from revision $want after $attempts attempts (last HTTP status: ${code:-none}, revision: ${rev:-none})" >&2
+if [ "$mode" = curl ] && [ -z "$code" ]; then
+  # No answer at all: say why (a refused connection, or a certificate that did not verify:
+  # with a private ACME CA its root belongs in notes:acmeCaBundle).
+  if [ -n "$ca" ]; then set -- --cacert "$ca" "$@"; fi
+  curl -sS -o /dev/null --max-time 5 "$@" "$url" 2>&1 | sed 's/^/phase smoke: curl: /' >&2
+fi
 exit 1
