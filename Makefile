@@ -52,10 +52,10 @@ outputs: ## show the stack outputs (URLs)
 secret: ## set secret KEY (e.g. KEY=notes:tlsKey; value from stdin or a prompt) in the untracked secrets file
 	STACK=$(STACK) scripts/stack.sh secret $(KEY)
 
-status: ## containers of STACK: state, health, image, app version, last backup age
+status: ## containers (engine swarm: services and tasks) of STACK: state, health, image, app version, last backup age
 	STACK=$(STACK) scripts/ops.sh status
 
-logs: ## follow the logs of SERVICE (app, db, nginx, backup, certbot, migrate; default app)
+logs: ## follow the logs of SERVICE (app, db, nginx, backup, certbot, migrate: its last run; default app)
 	STACK=$(STACK) scripts/ops.sh logs $(or $(SERVICE),app)
 
 rollback: ## redeploy the previous appVersion from the stack history (or VERSION=)
@@ -70,7 +70,7 @@ restore: ## restore FILE (a name from make status / notes-backup list), then mig
 psql: ## psql on the database as the owner role (over the container's socket; no password)
 	STACK=$(STACK) scripts/ops.sh psql
 
-exec: ## run CMD in a replica, e.g. make exec CMD='/notes migrate status' (REPLICA=1)
+exec: ## run CMD in a replica (engine swarm: a task), e.g. make exec CMD='/notes migrate status' (REPLICA=1)
 	STACK=$(STACK) REPLICA=$(REPLICA) scripts/ops.sh exec $(CMD)
 
 preview-check: ## a real pulumi preview of the dev config against the local dockerd

@@ -17,7 +17,8 @@ import (
 // service runs): up from scratch, an unchanged up, the secret scan (docker inspect of every task,
 // docker service inspect, ps), a redeploy under a minute of load from a client that never
 // retries, a version that never turns healthy refused twice while the old tasks serve, backup
-// and restore, and a destroy that leaves no service, secret, config, network or volume of the stack.
+// and restore, every make operation (scripts/ops.sh: status, logs, psql, exec, backup, restore,
+// rollback), and a destroy that leaves no service, secret, config, network or volume of the stack.
 func TestSwarm(t *testing.T) {
 	ensureSwarmManager(t)
 	var s *stack
@@ -53,9 +54,48 @@ func TestSwarm(t *testing.T) {
 		backupAndRestoreIn(t, serviceTask(t, s.output("databaseService")), serviceTask(t, s.output("backupService")),
 			&http.Client{Timeout: 10 * time.Second}, api)
 	})
+	t.Run("operations through scripts/ops.sh", func(t *testing.T) {
+		swarmOperations(t, s, secrets)
+	})
 	scan.swarmObjects(s.prefix())
 	scan.check(t)
 	timed(t, "swarm: destroy", func() { s.destroy() })
+}
+
+// swarmOperations runs the make operations against the swarm stack (the checks of
+// TestOperations), then make rollback: the previous appVersion serves, from new tasks.
+func swarmOperations(t *testing.T, s *stack, secrets []string) {
+	ops := opsFor(t, s)
+	app := s.output("appService")
+	node := docker(t, "node", "inspect", "self", "--format", "{{.Description.Hostname}}")
+	status := []string{"engine swarm", "appVersion " + s.get("notes:appVersion"), s.output("healthUrl") + ": 200",
+		app + " ", "2/2", app + ".1 ", app + ".2 ", "healthy", node}
+	for _, key := range []string{"databaseService", "nginxService", "backupService"} {
+		status = append(status, s.output(key)+" ", s.output(key)+".1 ")
+	}
+	checkOperations(t, ops, opsWant{
+		replicas:  2,
+		status:    status,
+		logPrefix: app + ".",
+		migration: s.output("migrationContainer"),
+		api:       s.output("apiUrl"),
+		secrets:   secrets,
+	})
+
+	t.Run("rollback to the previous appVersion", func(t *testing.T) {
+		client := &http.Client{Timeout: 10 * time.Second}
+		current := servedVersion(t, client, s.output("url"))
+		rev := s.output("revision")
+		ops.must(t, "", nil, "rollback", "--skip-preview", "--suppress-progress")
+		if v := servedVersion(t, client, s.output("url")); v == current || v != s.output("appVersion") {
+			t.Errorf("after rollback from %s: %s serves, appVersion output %s", current, v, s.output("appVersion"))
+		}
+		newRev := s.output("revision")
+		if newRev == rev {
+			t.Errorf("revision %s did not change with the rollback", rev)
+		}
+		checkAppTasks(t, s, newRev, 2)
+	})
 }
 
 // ensureSwarmManager makes the local daemon a single-node swarm manager unless it is one; if it
