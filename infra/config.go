@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -59,6 +63,8 @@ type Config struct {
 	Domain       string
 	ACMEEmail    string
 	ACMEStaging  bool
+	ACMEServer   string // ACME directory URL as configured; ACMEDirectory resolves the default
+	ACMECABundle string // PEM certificates certbot trusts for the ACME server (REQUESTS_CA_BUNDLE)
 	CertbotImage string
 	TLSCert      pulumi.StringOutput // secret, provided mode
 	TLSKey       pulumi.StringOutput // secret, provided mode
@@ -111,6 +117,11 @@ const (
 	defaultNginxImage    = "nginx:1.27"
 	defaultGoImage       = "golang:1.26"
 	defaultCertbotImage  = "certbot/certbot:v3.0.1"
+
+	// Let's Encrypt's ACME directories: production is the default of notes:acmeServer,
+	// staging is what notes:acmeStaging selects.
+	letsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	letsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
 
 var (
@@ -152,6 +163,8 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		Domain:       r.str("domain", ""),
 		ACMEEmail:    r.str("acmeEmail", ""),
 		ACMEStaging:  r.boolean("acmeStaging", false),
+		ACMEServer:   r.str("acmeServer", ""),
+		ACMECABundle: r.str("acmeCaBundle", ""),
 		CertbotImage: r.str("certbotImage", defaultCertbotImage),
 
 		PostgresImage:  r.str("postgresImage", defaultPostgresImage),
@@ -317,8 +330,24 @@ func (c *Config) Validate() error {
 		} else if err := validACMEEmail(c.ACMEEmail); err != nil {
 			add("acmeEmail", "%v", err)
 		}
-		if c.HTTPPort != 80 {
-			add("httpPort", "must be 80 with tls=acme (the HTTP-01 challenge is served on port 80), got %d", c.HTTPPort)
+		if c.ACMEStaging && c.ACMEServer != "" {
+			add("acmeStaging", "cannot be combined with acmeServer (acmeStaging means acmeServer %s): remove one of them", letsEncryptStaging)
+		}
+		if c.ACMEServer != "" {
+			if err := validACMEServer(c.ACMEServer); err != nil {
+				add("acmeServer", "%v", err)
+			}
+		}
+		if c.ACMECABundle != "" {
+			if err := validCABundle(c.ACMECABundle); err != nil {
+				add("acmeCaBundle", "%v", err)
+			}
+		}
+	} else {
+		for key, set := range map[string]bool{"acmeServer": c.ACMEServer != "", "acmeCaBundle": c.ACMECABundle != "", "acmeStaging": c.ACMEStaging} {
+			if set {
+				add(key, "only used with tls=acme (tls is %q); remove it", c.TLS)
+			}
 		}
 	}
 
@@ -355,6 +384,28 @@ func (c *Config) Validate() error {
 		add(e.Key, "%s", e.Msg)
 	}
 	return errors.Join(errs...)
+}
+
+// ACMEDirectory is the ACME directory certbot uses: notes:acmeServer, Let's Encrypt's staging
+// CA with notes:acmeStaging, else Let's Encrypt production.
+func (c *Config) ACMEDirectory() string {
+	switch {
+	case c.ACMEServer != "":
+		return c.ACMEServer
+	case c.ACMEStaging:
+		return letsEncryptStaging
+	}
+	return letsEncryptProduction
+}
+
+// Warnings are settings that are valid but often a mistake; the program logs them as warnings of
+// `pulumi up`.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.TLS == nginx.TLSACME && c.HTTPPort != 80 {
+		w = append(w, fmt.Sprintf("config notes:httpPort: %d with tls=acme: the ACME server validates the HTTP-01 challenge on port 80 of %s, so port 80 must forward to %d (a load balancer or NAT), or issuance fails", c.HTTPPort, c.Domain, c.HTTPPort))
+	}
+	return w
 }
 
 // DockerCPUs is serviceCpus as the docker provider reads it back ("1" is stored as "1.0"), so
@@ -454,6 +505,46 @@ func validACMEEmail(s string) error {
 	at := strings.LastIndex(s, "@")
 	if !validDNSName(s[at+1:], 2) {
 		return fmt.Errorf("%q: domain %q is not a DNS name", s, s[at+1:])
+	}
+	return nil
+}
+
+// validACMEServer checks that s is an https URL with a host and nothing that certbot's --server
+// or a shell word could misread (no user info, fragment or whitespace).
+func validACMEServer(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL: %v", s, err)
+	case u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.ContainsAny(s, " \t\n\r"):
+		return fmt.Errorf("%q must be the https:// URL of an ACME directory, such as %s", s, letsEncryptStaging)
+	}
+	return nil
+}
+
+// validCABundle checks that s is one or more PEM certificates and nothing else.
+func validCABundle(s string) error {
+	rest := []byte(s)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		n++
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("PEM block %d is a %q, want only CERTIFICATE blocks (the CA's certificates, never a key)", n, b.Type)
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return fmt.Errorf("PEM block %d is not a certificate: %v", n, err)
+		}
+	}
+	if n == 0 {
+		return errors.New("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return fmt.Errorf("has text after PEM certificate %d that is not PEM", n)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/notes-stack/notes/nginx"
 )
@@ -111,4 +112,86 @@ func mustDockerHost(t *testing.T, s string) DockerHost {
 		t.Fatal(err)
 	}
 	return h
+}
+
+func TestValidateACMEServerAndCABundle(t *testing.T) {
+	cert, key, err := nginx.SelfSignedCertificate([]string{"ca.example.com"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := string(cert) + string(cert)
+	for _, tc := range []struct {
+		name    string
+		tls     nginx.TLSMode
+		server  string
+		staging bool
+		bundle  string
+		key     string // the key the error names; "" = valid
+	}{
+		{"default", nginx.TLSACME, "", false, "", ""},
+		{"staging", nginx.TLSACME, "", true, "", ""},
+		{"private CA", nginx.TLSACME, "https://ca.internal:9000/acme/acme/directory", false, bundle, ""},
+		{"server and staging", nginx.TLSACME, "https://ca.internal/dir", true, "", "notes:acmeStaging"},
+		{"http server", nginx.TLSACME, "http://ca.internal/dir", false, "", "notes:acmeServer"},
+		{"no host", nginx.TLSACME, "https:///dir", false, "", "notes:acmeServer"},
+		{"user info", nginx.TLSACME, "https://u:p@ca.internal/dir", false, "", "notes:acmeServer"},
+		{"space", nginx.TLSACME, "https://ca.internal/dir --staging", false, "", "notes:acmeServer"},
+		{"not a URL", nginx.TLSACME, "ca.internal", false, "", "notes:acmeServer"},
+		{"bundle not PEM", nginx.TLSACME, "", false, "hello", "notes:acmeCaBundle"},
+		{"bundle with a key", nginx.TLSACME, "", false, string(cert) + string(key), "notes:acmeCaBundle"},
+		{"bundle with trailing text", nginx.TLSACME, "", false, string(cert) + "junk", "notes:acmeCaBundle"},
+		{"bundle of garbage", nginx.TLSACME, "", false, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "notes:acmeCaBundle"},
+		{"server without acme", nginx.TLSOff, "https://ca.internal/dir", false, "", "notes:acmeServer"},
+		{"bundle without acme", nginx.TLSProvided, "", false, bundle, "notes:acmeCaBundle"},
+		{"staging without acme", nginx.TLSOff, "", true, "", "notes:acmeStaging"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig(t)
+			c.TLS, c.HTTPPort, c.HTTPSPort = tc.tls, 80, 443
+			if tc.tls != nginx.TLSOff {
+				c.Domain = "notes.example.com"
+			}
+			c.ACMEEmail = "admin@example.com"
+			c.ACMEServer, c.ACMEStaging, c.ACMECABundle = tc.server, tc.staging, tc.bundle
+			err := c.Validate()
+			if tc.key == "" && err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+			if tc.key != "" && (err == nil || !strings.Contains(err.Error(), tc.key)) {
+				t.Errorf("Validate error %v does not name %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestACMEDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		server  string
+		staging bool
+		want    string
+	}{
+		{"", false, letsEncryptProduction},
+		{"", true, letsEncryptStaging},
+		{"https://ca.internal/dir", false, "https://ca.internal/dir"},
+	} {
+		c := &Config{ACMEServer: tc.server, ACMEStaging: tc.staging}
+		if got := c.ACMEDirectory(); got != tc.want {
+			t.Errorf("server %q staging %v: %q, want %q", tc.server, tc.staging, got, tc.want)
+		}
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	c := validConfig(t)
+	c.TLS, c.Domain, c.ACMEEmail, c.HTTPPort, c.HTTPSPort = nginx.TLSACME, "notes.example.com", "a@example.com", 8080, 8443
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "notes:httpPort") || !strings.Contains(w[0], "port 80") {
+		t.Errorf("Warnings = %q, want one about notes:httpPort and port 80", w)
+	}
+	c.HTTPPort = 80
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("Warnings with httpPort 80 = %q", w)
+	}
 }

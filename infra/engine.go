@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -43,9 +42,6 @@ func (c *Config) validateEngine() []*ConfigError {
 	}
 	if c.DBPort != 0 {
 		add("dbPort", "not supported with engine swarm (a published port binds every address of the node, never only the loopback); use 0 and `docker exec` into the database task, or engine containers")
-	}
-	if c.TLS == nginx.TLSACME {
-		add("tls", "acme is not supported with engine swarm yet (certbot as a service is not implemented); use off or provided")
 	}
 	return errs
 }

@@ -78,6 +78,9 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 			outs["stdout"] = resource.NewStringProperty(rev)
 		case strings.HasSuffix(args.Name, "-image"):
 			outs["stdout"] = resource.NewStringProperty("sha256:" + strings.Repeat("ab", 32))
+		case str(args.Inputs["create"]) == "cat":
+			// `cat` prints its stdin (the placeholder key), as the real command does.
+			outs["stdout"] = resource.NewStringProperty(str(args.Inputs["stdin"]))
 		case strings.HasSuffix(args.Name, "-migrate"):
 			if m.migrationExit != 0 {
 				// scripts/migrate.sh exits with the migration's status; the command fails.

@@ -10,6 +10,11 @@ func main() {
 		if err != nil {
 			return err
 		}
+		for _, w := range cfg.Warnings() {
+			if err := ctx.Log.Warn(w, nil); err != nil {
+				return err
+			}
+		}
 		_, err = NewStack(ctx, cfg)
 		return err
 	})

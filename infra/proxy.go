@@ -14,10 +14,14 @@ import (
 
 // Paths inside the nginx container.
 const (
-	nginxTLSCert    = "/etc/nginx/tls/fullchain.pem"
-	nginxTLSKey     = "/etc/nginx/tls/privkey.pem"
-	acmeWebroot     = "/var/www/certbot"
-	letsencryptDir  = "/etc/letsencrypt"
+	nginxTLSCert   = "/etc/nginx/tls/fullchain.pem"
+	nginxTLSKey    = "/etc/nginx/tls/privkey.pem"
+	acmeWebroot    = "/var/www/certbot"
+	letsencryptDir = "/etc/letsencrypt"
+	// certbotCABundle is notes:acmeCaBundle in the certbot container (REQUESTS_CA_BUNDLE);
+	// certbotStatus the outcome of its last run, which its healthcheck reads.
+	certbotCABundle = "/etc/notes-acme/ca-bundle.pem"
+	certbotStatus   = "/tmp/notes-certbot-status"
 	nginxHTTPPort   = 80
 	nginxHTTPSPort  = 443
 	upstreamPort    = 8080
@@ -93,7 +97,8 @@ type ProxyArgs struct {
 // ACMEArgs is the certbot side of tls=acme.
 type ACMEArgs struct {
 	Email        string
-	Staging      bool
+	Server       string // the ACME directory URL (Config.ACMEDirectory)
+	CABundle     string // PEM certificates certbot trusts for Server; "" = its default store
 	CertbotImage string
 	LetsEncrypt  pulumi.StringOutput // volume for /etc/letsencrypt
 	Webroot      pulumi.StringOutput // volume for the HTTP-01 challenge files
@@ -113,6 +118,21 @@ type Proxy struct {
 	Ready []pulumi.Resource
 	// CertbotName is the certbot container's name (tls=acme only).
 	CertbotName pulumi.StringOutput
+	// SmokeTrust is what the smoke check trusts besides the public CAs (SmokeProbe.Trust): with
+	// tls=acme the placeholder certificate and ACME.CABundle; nil otherwise.
+	SmokeTrust pulumi.StringInput
+}
+
+// certbotHealthTest fails while certbot's last run failed (scripts/certbot-loop.sh writes
+// certbotStatus after every run); before the first run has ended there is no status, and the
+// container counts as healthy, so a slow first issuance is not reported as a failure.
+var certbotHealthTest = []string{"CMD", "sh", "-c", `! grep -qs '^failed' "$1"`, "sh", certbotStatus}
+
+// certbotArgs is the certbot command line: the webroot HTTP-01 challenge for domain against the
+// configured ACME directory, renewing only when due.
+func certbotArgs(domain string, acme ACMEArgs) []string {
+	return []string{"certonly", "--webroot", "-w", acmeWebroot, "-d", domain, "--email", acme.Email,
+		"--server", acme.Server, "--agree-tos", "--non-interactive", "--keep-until-expiring", "--no-eff-email"}
 }
 
 // nginxConfig is the nginx package configuration: the replicas by their alias, resolved at run
@@ -271,18 +291,23 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		}).(pulumi.StringOutput)
 		stdin = pulumi.ToSecret(stdin).(pulumi.StringOutput)
 	case nginx.TLSACME:
-		cert, key, err := placeholderCert(args.Domain)
+		// The placeholder's key is random and kept in the state (newPlaceholderKey), so the
+		// stdin holding it is secret; its certificate is the same bytes on every run.
+		key, err := newPlaceholderKey(ctx, name+"-placeholder-key", pulumi.Parent(p))
 		if err != nil {
 			return nil, err
 		}
-		withCert := maps.Clone(files)
-		withCert[placeholderDir+"/fullchain.pem"] = cert
-		withCert[placeholderDir+"/privkey.pem"] = key
-		b64, err := tarGzBase64(withCert, map[string]int64{placeholderDir + "/privkey.pem": 0o600})
-		if err != nil {
-			return nil, err
-		}
-		stdin = pulumi.String(b64).ToStringOutput()
+		cert := key.ApplyT(func(k string) (string, error) {
+			c, err := placeholderCert(args.Domain, k)
+			return string(c), err
+		}).(pulumi.StringOutput)
+		stdin = pulumi.ToSecret(pulumi.All(cert, key).ApplyT(func(v []any) (string, error) {
+			withCert := maps.Clone(files)
+			withCert[placeholderDir+"/fullchain.pem"] = []byte(v[0].(string))
+			withCert[placeholderDir+"/privkey.pem"] = []byte(v[1].(string))
+			return tarGzBase64(withCert, map[string]int64{placeholderDir + "/privkey.pem": 0o600})
+		})).(pulumi.StringOutput)
+		p.SmokeTrust = pulumi.Sprintf("%s%s", cert, args.ACME.CABundle)
 	default:
 		b64, err := tarGzBase64(files, nil)
 		if err != nil {
@@ -316,20 +341,35 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		if err != nil {
 			return nil, err
 		}
-		certbotArgs := []string{"certonly", "--webroot", "-w", acmeWebroot, "-d", args.Domain, "--email", args.ACME.Email,
-			"--agree-tos", "--non-interactive", "--keep-until-expiring", "--no-eff-email"}
-		if args.ACME.Staging {
-			certbotArgs = append(certbotArgs, "--staging")
-		}
 		// Obtains the certificate, then renews it when due (checked hourly, certbot acts 30 days
-		// before expiry); the nginx container's cert-watch loop reloads nginx on a new one.
+		// before expiry); the nginx container's cert-watch loop reloads nginx on a new one. The
+		// container turns unhealthy while the last run failed (scripts/certbot-loop.sh).
+		envs := pulumi.StringArray{pulumi.String("NOTES_CERTBOT_STATUS=" + certbotStatus)}
+		var uploads docker.ContainerUploadArray
+		if args.ACME.CABundle != "" {
+			// certbot's HTTP client (python-requests) trusts exactly this file for the ACME server.
+			envs = append(envs, pulumi.String("REQUESTS_CA_BUNDLE="+certbotCABundle))
+			uploads = docker.ContainerUploadArray{docker.ContainerUploadArgs{
+				File: pulumi.String(certbotCABundle), Content: pulumi.String(args.ACME.CABundle),
+			}}
+		}
 		certbot, err := docker.NewContainer(ctx, name+"-certbot", &docker.ContainerArgs{
 			Name:        pulumi.String(objectName(args.Stack, "certbot")),
 			Image:       cbImg.ImageId,
-			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs...)),
+			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs(args.Domain, args.ACME)...)),
+			Envs:        envs,
+			Uploads:     uploads,
+			// The stack's own network rather than the host's shared default bridge; it reaches
+			// the internet the same way, and a CA on this network by its name.
+			NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 			Volumes: docker.ContainerVolumeArray{
 				docker.ContainerVolumeArgs{VolumeName: args.ACME.LetsEncrypt, ContainerPath: pulumi.String(letsencryptDir)},
 				docker.ContainerVolumeArgs{VolumeName: args.ACME.Webroot, ContainerPath: pulumi.String(acmeWebroot)},
+			},
+			Healthcheck: docker.ContainerHealthcheckArgs{
+				Tests: pulumi.ToStringArray(certbotHealthTest),
+				// Unhealthy about 30 s after a failed run.
+				Interval: pulumi.String("15s"), Timeout: pulumi.String("5s"), Retries: pulumi.Int(2), StartPeriod: pulumi.String("5s"),
 			},
 			Restart:      pulumi.String("unless-stopped"),
 			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),

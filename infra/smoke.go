@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ var proveScript string
 var replicaLogsScript string
 
 const smokeAttempts = 30
+
+// smokeTrustEnv carries SmokeProbe.Trust to scripts/smoke.sh.
+const smokeTrustEnv = "NOTES_SMOKE_CA"
 
 // SmokeArgs is what the Smoke component uses.
 type SmokeArgs struct {
@@ -52,8 +56,11 @@ type SmokeProbe struct {
 	PublicHost     string // the Host header (and URL host)
 	// Address is where the URL's host is reached from here, when it differs from PublicHost
 	// (curl --connect-to).
-	Address  string
-	Insecure bool // TLS on: the check proves the stack answers; certbot owns validity
+	Address string
+	// Trust is PEM certificates curl also accepts when the default trust store does not verify
+	// nginx's certificate (the tls=acme placeholder and a private ACME CA, the tls=provided
+	// chain); nil with TLS off. Nothing is ever --insecure.
+	Trust pulumi.StringInput
 }
 
 // Smoke is the smoke phase, the proof that the new version serves; Retire waits for it, so
@@ -110,9 +117,6 @@ func smokeCommand(args *SmokeArgs, revision, migrationStatus string, replicas []
 				"nginx", bracketIPv6(args.Probe.PublicHost), attempts, revision)
 		} else {
 			argv := []string{"sh", "-c", smokeScript, "sh", "curl", args.URL, attempts, revision}
-			if args.Probe.Insecure {
-				argv = append(argv, "--insecure")
-			}
 			if a := args.Probe.Address; a != "" && a != args.Probe.PublicHost {
 				argv = append(argv, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(args.Probe.PublicHost), bracketIPv6(a)))
 			}
@@ -120,8 +124,18 @@ func smokeCommand(args *SmokeArgs, revision, migrationStatus string, replicas []
 		}
 		check = "{ " + check + " && " + probe + "; }"
 	}
+	if args.Probe.Trust != nil {
+		env = withSmokeTrust(env, args.Probe.Trust)
+	}
 	logs, _ := args.OnHost.Script(replicaLogsScript, args.Stack)
 	return check + " || { " + logs + "; exit 1; }", env
+}
+
+// withSmokeTrust is env plus the certificates scripts/smoke.sh trusts besides the public CAs.
+func withSmokeTrust(env pulumi.StringMap, trust pulumi.StringInput) pulumi.StringMap {
+	out := pulumi.StringMap{smokeTrustEnv: trust}
+	maps.Copy(out, env)
+	return out
 }
 
 // probeFrom is where the Docker host's published ports are reached from the machine running

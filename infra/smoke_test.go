@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/notes-stack/notes/nginx"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 // The in-container smoke check gets the host name as an argument, never in its script text.
@@ -39,12 +44,18 @@ func TestSmokeCommandInNginxPassesHostAsArgument(t *testing.T) {
 func TestSmokeCommandCurl(t *testing.T) {
 	on := NewOnHost(mustDockerHost(t, "unix:///var/run/docker.sock"), nil)
 	args := &SmokeArgs{Stack: "s", OnHost: on, URL: "https://notes.example.com/readyz",
-		Probe: SmokeProbe{PublicHost: "notes.example.com", Address: "::1", Insecure: true}, ThroughNginx: true}
+		Probe: SmokeProbe{PublicHost: "notes.example.com", Address: "::1", Trust: pulumi.String("PEM")}, ThroughNginx: true}
 	cmd, env := smokeCommand(args, "0a1b2c3d", "0", []string{"r1", "r2"})
-	for _, want := range []string{" sh curl https://notes.example.com/readyz 30 0a1b2c3d --insecure --connect-to 'notes.example.com::[::1]:'", "|| { sh -c ", " sh 0a1b2c3d 0 30 r1 r2 && "} {
+	for _, want := range []string{" sh curl https://notes.example.com/readyz 30 0a1b2c3d --connect-to 'notes.example.com::[::1]:'", "|| { sh -c ", " sh 0a1b2c3d 0 30 r1 r2 && "} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("smoke command lacks %q: %s", want, cmd)
 		}
+	}
+	if strings.Contains(cmd, "--insecure") {
+		t.Errorf("smoke command skips certificate verification: %s", cmd)
+	}
+	if _, ok := env[smokeTrustEnv]; !ok {
+		t.Errorf("smoke command environment lacks %s (the certificates it trusts)", smokeTrustEnv)
 	}
 	if _, ok := env["DOCKER_HOST"]; !ok {
 		t.Error("the replicas' logs would not reach the stack's daemon: no DOCKER_HOST")
@@ -145,5 +156,44 @@ func TestMigrationStatus(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && got != "0") {
 			t.Errorf("migrationStatus(%q) = %q, %v; want ok=%v", tc.out, got, err, tc.ok)
 		}
+	}
+}
+
+// The curl script against a TLS server whose certificate no public CA signed: it verifies the
+// certificate against NOTES_SMOKE_CA and refuses without it or with another certificate.
+func TestSmokeScriptVerifiesTLS(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl")
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Notes-Revision", "0a1b2c3d")
+	}))
+	t.Cleanup(srv.Close)
+	served := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	other, _, err := nginx.SelfSignedCertificate([]string{"example.com"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		trust string
+		ok    bool
+	}{
+		{"served certificate trusted", served, true},
+		{"another certificate first, then the served one", string(other) + served, true},
+		{"nothing trusted", "", false},
+		{"another certificate", string(other), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", smokeScript, "sh", "curl", srv.URL+"/readyz", "1", "0a1b2c3d")
+			cmd.Env = append(os.Environ(), smokeTrustEnv+"="+tc.trust)
+			out, err := cmd.CombinedOutput()
+			if (err == nil) != tc.ok {
+				t.Fatalf("smoke script ok = %v, want %v:\n%s", err == nil, tc.ok, out)
+			}
+			if !tc.ok && !strings.Contains(string(out), "phase smoke: curl:") {
+				t.Errorf("a certificate that does not verify is not named:\n%s", out)
+			}
+		})
 	}
 }

@@ -124,7 +124,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	}
 	if cfg.TLS == nginx.TLSACME {
 		proxyArgs.ACME = ACMEArgs{
-			Email: cfg.ACMEEmail, Staging: cfg.ACMEStaging, CertbotImage: cfg.CertbotImage,
+			Email: cfg.ACMEEmail, Server: cfg.ACMEDirectory(), CABundle: cfg.ACMECABundle, CertbotImage: cfg.CertbotImage,
 			LetsEncrypt: s.Network.Volumes["letsencrypt"], Webroot: s.Network.Volumes["acme-webroot"],
 		}
 	}
@@ -153,7 +153,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Stack: cfg.Stack, OnHost: onHost, URL: cfg.BaseURL() + "/readyz",
 		Probe: SmokeProbe{
 			InNginx: !reachable, NginxContainer: cfg.Name("nginx"), PublicHost: cfg.PublicHost(),
-			Address: addr, Insecure: cfg.TLS != nginx.TLSOff,
+			Address: addr, Trust: smokeTrust(cfg, s.Proxy),
 		},
 		ThroughNginx: cfg.SmokeCheck,
 		Revision:     s.App.RevisionID, MigrationStatus: s.App.MigrationStatus, Replicas: s.App.ReplicaNames,
@@ -192,4 +192,16 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		ctx.Export("certbotContainer", s.Proxy.CertbotName)
 	}
 	return s, nil
+}
+
+// smokeTrust is what the smoke check trusts besides the public CAs: the tls=provided chain, or
+// the tls=acme placeholder and private ACME CA; nothing with TLS off.
+func smokeTrust(cfg *Config, p *Proxy) pulumi.StringInput {
+	switch cfg.TLS {
+	case nginx.TLSProvided:
+		return cfg.TLSCert
+	case nginx.TLSACME:
+		return p.SmokeTrust
+	}
+	return nil
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -511,14 +514,90 @@ func TestInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestPlaceholderCertDeterministic(t *testing.T) {
-	c1, k1, err := placeholderCert("notes.example.com")
+// The placeholder's key is random (nothing public derives it) and kept by a command whose later
+// stdin is ignored; the certificate is the same bytes for the same key, so an unchanged up shows
+// no diff.
+func TestPlaceholderCert(t *testing.T) {
+	cfg := stackConfig(t, "prod")
+	keys := map[string]bool{}
+	for range 2 {
+		m := mustDeploy(t, "prod", cfg)
+		k := m.named(t, "notes-prod-nginx-placeholder-key")
+		if str(prop(k, "create")) != "cat" || !isSecret(prop(k, "stdin")) {
+			t.Fatalf("placeholder key command: create %q, stdin secret %v", str(prop(k, "create")), isSecret(prop(k, "stdin")))
+		}
+		keys[str(prop(k, "stdin"))] = true
+		conf := m.named(t, "notes-prod-nginx-config")
+		if !isSecret(prop(conf, "stdin")) {
+			t.Error("the nginx config stdin holds the placeholder key but is not secret")
+		}
+		files := untarB64(t, str(prop(conf, "stdin")))
+		if _, ok := files[placeholderDir+"/privkey.pem"]; !ok {
+			t.Fatalf("nginx config stdin lacks the placeholder key; has %v", files)
+		}
+	}
+	if len(keys) != 2 {
+		t.Error("two runs generated the same placeholder key: it is not random")
+	}
+	for k := range keys {
+		c1, err := placeholderCert("notes.example.com", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, _ := placeholderCert("notes.example.com", k)
+		if string(c1) != string(c2) {
+			t.Error("placeholder certificate changes between runs with the same key (would cause a diff on every up)")
+		}
+	}
+	if _, err := placeholderCert("notes.example.com", "not a key"); err == nil {
+		t.Error("placeholderCert accepted a key that is not PEM")
+	}
+}
+
+// certbot asks the configured ACME directory and trusts the private CA from a file.
+func TestCertbotACMEServer(t *testing.T) {
+	ca, _, err := nginx.SelfSignedCertificate([]string{"ca.internal"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, k2, _ := placeholderCert("notes.example.com")
-	if string(c1) != string(c2) || string(k1) != string(k2) {
-		t.Error("placeholder certificate changes between runs (would cause a diff on every up)")
+	for _, tc := range []struct {
+		name   string
+		set    map[string]string
+		server string
+	}{
+		{"production", nil, letsEncryptProduction},
+		{"staging", map[string]string{"notes:acmeStaging": "true"}, letsEncryptStaging},
+		{"private CA", map[string]string{"notes:acmeServer": "https://ca.internal/acme/directory", "notes:acmeCaBundle": string(ca)}, "https://ca.internal/acme/directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := stackConfig(t, "prod")
+			maps.Copy(cfg, tc.set)
+			m := mustDeploy(t, "prod", cfg)
+			cb := m.named(t, "notes-prod-nginx-certbot")
+			args := strings.Join(strs(prop(cb, "entrypoints")), " ")
+			if !strings.Contains(args, "--server "+tc.server+" ") || strings.Contains(args, "--staging") {
+				t.Errorf("certbot arguments %q, want --server %s", args, tc.server)
+			}
+			envs := strings.Join(strs(prop(cb, "envs")), " ")
+			uploads := fmt.Sprint(prop(cb, "uploads"))
+			if _, private := tc.set["notes:acmeCaBundle"]; private != strings.Contains(envs, "REQUESTS_CA_BUNDLE="+certbotCABundle) || private != strings.Contains(uploads, certbotCABundle) {
+				t.Errorf("private CA %v: envs %q, uploads %s", private, envs, uploads)
+			}
+			if nets := fmt.Sprint(prop(cb, "networksAdvanced")); !strings.Contains(nets, "name") {
+				t.Errorf("certbot is not on the stack network (a private CA there is out of reach): %s", nets)
+			}
+			if hc := strs(obj(prop(cb, "healthcheck"))["tests"]); !slices.Equal(hc, certbotHealthTest) {
+				t.Errorf("certbot healthcheck %v", hc)
+			}
+			smoke := str(prop(m.named(t, "notes-prod-smoke-check"), "create"))
+			if strings.Contains(smoke, "--insecure") {
+				t.Errorf("smoke check skips verification: %.300s", smoke)
+			}
+			trust := str(obj(prop(m.named(t, "notes-prod-smoke-check"), "environment"))[smokeTrustEnv])
+			if !strings.Contains(trust, "BEGIN CERTIFICATE") || !strings.Contains(trust, strings.TrimSpace(tc.set["notes:acmeCaBundle"])) {
+				t.Errorf("smoke check trusts %q, want the placeholder (and the private CA)", trust)
+			}
+		})
 	}
 }
 

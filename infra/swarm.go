@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -34,6 +35,7 @@ type Swarm struct {
 	App       *docker.Service
 	Watch     *local.Command // prints the tasks' errors of a failed app update
 	Nginx     *docker.Service
+	Certbot   *docker.Service // nil unless tls=acme
 	Backups   *docker.Service // nil unless backups=true
 	Smoke     *local.Command
 
@@ -116,6 +118,11 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 		return nil, err
 	}
 	sw.Nginx = ng
+	if cfg.TLS == nginx.TLSACME {
+		if sw.Certbot, err = d.certbot(ng); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.BackupsEnabled {
 		if sw.Backups, err = d.backups(db.ownerURL, append(append([]pulumi.Resource{}, db.ready...), app.migration)); err != nil {
 			return nil, err
@@ -130,6 +137,9 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 	ctx.Export("nginxService", ng.Name)
 	ctx.Export("migrationContainer", app.migrationName)
 	ctx.Export("nginxConfigHash", pulumi.String(nginxHash))
+	if sw.Certbot != nil {
+		ctx.Export("certbotService", sw.Certbot.Name)
+	}
 	if cfg.ExternalDB {
 		ctx.Export("databaseHost", db.host)
 	} else {
@@ -161,6 +171,9 @@ type swarmDeploy struct {
 	env      pulumi.StringMap      // the environment of commands on the manager
 	net      *Network
 	networks docker.ServiceTaskSpecNetworksAdvancedArray
+	// smokeTrust is what the smoke check trusts besides the public CAs with tls=acme (the
+	// placeholder and notes:acmeCaBundle); the nginx phase sets it.
+	smokeTrust pulumi.StringOutput
 }
 
 // opts are the options of a resource of the stack: its parent, the provider and more.
@@ -219,6 +232,9 @@ func (d *swarmDeploy) network() error {
 	}
 	if d.cfg.BackupsEnabled {
 		volumes = append(volumes, "backups")
+	}
+	if d.cfg.TLS == nginx.TLSACME {
+		volumes = append(volumes, "letsencrypt", "acme-webroot")
 	}
 	net, err := NewNetwork(d.ctx, d.cfg.Name("net"), &NetworkArgs{
 		Stack: d.cfg.Stack, Provider: d.provider, Volumes: volumes, Protect: d.cfg.Protect, Overlay: true,

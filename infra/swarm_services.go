@@ -289,7 +289,8 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 // nginx is the front door: the same rendered configuration as on engine containers (the app by
 // its DNS name, resolved at run time), as Docker configs; an app deploy changes nothing here.
 // Host-mode ports from at most one task per node; stop-first, since the new task needs the
-// ports. It returns the service and the hash of the rendered files.
+// ports. It returns the service and the hash of the rendered files; with tls=acme it sets
+// d.smokeTrust.
 func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 	cfg := d.cfg
 	nginxName := cfg.Name("nginx")
@@ -309,7 +310,18 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 		configs = append(configs, configFile(c, "/etc/nginx/"+f, "0", 0o444))
 	}
 	var secrets docker.ServiceTaskSpecContainerSpecSecretArray
+	var mounts docker.ServiceTaskSpecContainerSpecMountArray
+	var env pulumi.StringMap
 	ports := docker.ServiceEndpointSpecPortArray{hostPort(nginxHTTPPort, cfg.HTTPPort)}
+	if cfg.TLS == nginx.TLSACME {
+		acme, err := d.nginxACME()
+		if err != nil {
+			return nil, "", err
+		}
+		configs = append(configs, acme.configs...)
+		secrets, mounts, env, d.smokeTrust = acme.secrets, acme.mounts, acme.env, acme.trust
+		ports = append(ports, hostPort(nginxHTTPSPort, cfg.HTTPSPort))
+	}
 	if cfg.TLS == nginx.TLSProvided {
 		cert, err := d.res("nginx-tls-cert").secret(cfg.TLSCert)
 		if err != nil {
@@ -334,6 +346,8 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 				Image:   pulumi.String(cfg.NginxImage),
 				Configs: configs,
 				Secrets: secrets,
+				Mounts:  mounts,
+				Env:     env,
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray(nginxHealthTest),
 					Interval:    pulumi.String("5s"),
@@ -347,7 +361,7 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 			},
 			NetworksAdvanceds: d.networks,
 			Placement: docker.ServiceTaskSpecPlacementArgs{
-				Constraints: pulumi.ToStringArray([]string{fmt.Sprintf("node.labels.com.notes-stack.%s.edge==true", cfg.Stack)}),
+				Constraints: pulumi.ToStringArray(d.placeOnEdgeNode()),
 				MaxReplicas: pulumi.Int(1),
 			},
 			RestartPolicy: restartAny(),
@@ -440,9 +454,17 @@ func (d *swarmDeploy) smoke(app swarmApp, ng *docker.Service) (*local.Command, e
 	cmd := app.revision.ApplyT(func(rev string) string {
 		return swarmSmokeCommand(d.cfg, d.on, d.cfg.Name("app"), rev)
 	}).(pulumi.StringOutput)
+	env := d.env
+	switch d.cfg.TLS {
+	case nginx.TLSProvided:
+		// curl verifies nginx's certificate against the provided chain.
+		env = withSmokeTrust(d.env, d.cfg.TLSCert)
+	case nginx.TLSACME:
+		env = withSmokeTrust(d.env, d.smokeTrust)
+	}
 	return local.NewCommand(d.ctx, d.cfg.Name("smoke", "check"), &local.CommandArgs{
 		Create:      cmd,
-		Environment: d.env,
+		Environment: env,
 		Triggers:    pulumi.Array{app.revision, ng.ID()},
 		Logging:     local.LoggingStdoutAndStderr,
 	}, d.parent, pulumi.DependsOn([]pulumi.Resource{app.service, app.watch, ng}))
@@ -453,9 +475,6 @@ func (d *swarmDeploy) smoke(app swarmApp, ng *docker.Service) (*local.Command, e
 func swarmSmokeCommand(cfg *Config, on OnHost, appService, revision string) string {
 	attempts := strconv.Itoa(smokeAttempts)
 	argv := []string{"sh", "-c", smokeScript, "sh", "curl", cfg.BaseURL() + "/readyz", attempts, revision}
-	if cfg.TLS != nginx.TLSOff {
-		argv = append(argv, "--insecure")
-	}
 	if addr, _ := probeFrom(cfg.DockerHost, cfg.BindAddress); addr != "" && addr != cfg.PublicHost() {
 		argv = append(argv, "--connect-to", fmt.Sprintf("%s::%s:", bracketIPv6(cfg.PublicHost()), bracketIPv6(addr)))
 	}

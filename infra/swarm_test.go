@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/base64"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/notes-stack/notes/nginx"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 )
 
@@ -413,5 +415,53 @@ func TestSwarmExternalDatabase(t *testing.T) {
 				t.Errorf("%s.%s holds a password in clear", r.Name, k)
 			}
 		}
+	}
+}
+
+// tls=acme on engine swarm: a certbot service next to nginx (the edge node, sharing its
+// volumes), the placeholder as secrets (its key random and secret), the private CA as a config.
+func TestSwarmACME(t *testing.T) {
+	ca, _, err := nginx.SelfSignedCertificate([]string{"ca.internal"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustDeploy(t, "dev", swarmConfig(t, map[string]string{
+		"notes:tls": "acme", "notes:domain": "notes.test", "notes:httpsPort": "8443", "notes:httpPort": "80",
+		"notes:acmeEmail": "ops@example.com", "notes:acmeServer": "https://ca.internal/dir", "notes:acmeCaBundle": string(ca),
+	}))
+	ng, cb := m.named(t, "notes-dev-nginx"), m.named(t, "notes-dev-certbot")
+	edge := "node.labels.com.notes-stack.dev.edge==true"
+	for _, s := range []*mockRes{ng, cb} {
+		if c := strs(obj(obj(prop(s, "taskSpec"))["placement"])["constraints"]); !slices.Equal(c, []string{edge}) {
+			t.Errorf("%s placement %v, want %s", s.Name, c, edge)
+		}
+		mounts := fmt.Sprint(containerSpec(s)["mounts"])
+		for _, want := range []string{letsencryptDir, acmeWebroot} {
+			if !strings.Contains(mounts, want) {
+				t.Errorf("%s does not mount %s: %s", s.Name, want, mounts)
+			}
+		}
+	}
+	if env := fmt.Sprint(containerSpec(ng)["env"]); !strings.Contains(env, "NOTES_CERT_PLACEHOLDER") || !strings.Contains(env, "notes.test") {
+		t.Errorf("nginx env %s", env)
+	}
+	checkSecretMount(t, m, ng, swarmPlaceholderDir+"/privkey.pem", "0", 0o400, "PRIVATE KEY")
+	checkSecretMount(t, m, ng, swarmPlaceholderDir+"/fullchain.pem", "0", 0o444, "CERTIFICATE")
+	if !strings.Contains(fmt.Sprint(containerSpec(ng)["configs"]), "/docker-entrypoint.d/90-notes-cert-watch.sh") {
+		t.Error("nginx lacks the cert-watch script")
+	}
+	args := strings.Join(strs(containerSpec(cb)["args"]), " ")
+	if !strings.Contains(args, "--server https://ca.internal/dir ") || !strings.Contains(args, "-d notes.test") {
+		t.Errorf("certbot args %q", args)
+	}
+	if env := fmt.Sprint(containerSpec(cb)["env"]); !strings.Contains(env, certbotCABundle) {
+		t.Errorf("certbot env %s lacks REQUESTS_CA_BUNDLE", env)
+	}
+	if hc := containerSpec(cb)["healthcheck"]; !unsecret(hc).IsNull() {
+		t.Errorf("certbot has a healthcheck (Swarm would replace an unhealthy task, which runs certbot again at once): %v", hc)
+	}
+	smoke := m.named(t, "notes-dev-smoke-check")
+	if trust := str(obj(prop(smoke, "environment"))[smokeTrustEnv]); !strings.Contains(trust, strings.TrimSpace(string(ca))) {
+		t.Errorf("the smoke check does not trust the private CA: %q", trust)
 	}
 }

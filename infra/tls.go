@@ -2,13 +2,49 @@ package main
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
+
+// newPlaceholderKey is the private key of the tls=acme placeholder certificate: an Ed25519 key
+// made from crypto/rand on the stack's first `pulumi up` and kept in the state as a secret, so
+// it is stable across runs without being derivable from anything public (it used to be a hash of
+// the domain: anyone could have computed it and impersonated the site until certbot's first
+// certificate). No provider of this project's plugins generates keys, so a command keeps it:
+// `cat` of its (secret) stdin, whose later values are ignored, so the key of the first run
+// stays; its stdout, marked secret, is the key. Nothing is logged.
+func newPlaceholderKey(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("placeholder key: %w", err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("placeholder key: %w", err)
+	}
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
+	cmd, err := local.NewCommand(ctx, name, &local.CommandArgs{
+		Create:  pulumi.String("cat"),
+		Stdin:   pulumi.ToSecret(pulumi.String(keyPEM)).(pulumi.StringOutput),
+		Logging: local.LoggingNone,
+	}, append(opts,
+		pulumi.IgnoreChanges([]string{"stdin"}),
+		pulumi.AdditionalSecretOutputs([]string{"stdout"}),
+	)...)
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	return pulumi.ToSecret(cmd.Stdout).(pulumi.StringOutput), nil
+}
 
 type zeroReader struct{}
 
@@ -18,12 +54,23 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 // placeholderCert is the self-signed certificate nginx serves with tls=acme until certbot has
-// obtained the real one (nginx cannot start its TLS server without a certificate). It is
-// derived deterministically from the domain so the program's inputs do not change between runs;
-// it protects nothing and no client trusts it.
-func placeholderCert(domain string) (certPEM, keyPEM []byte, err error) {
-	seed := sha256.Sum256([]byte("notes-stack tls placeholder " + domain))
-	key := ed25519.NewKeyFromSeed(seed[:])
+// obtained the real one (nginx cannot start its TLS server without a certificate), signed with
+// keyPEM (newPlaceholderKey). Ed25519 signatures and the fixed template make it the same bytes
+// for the same key and domain, so the program's inputs do not change between runs. No client
+// trusts it unless it pins it (the smoke check does).
+func placeholderCert(domain, keyPEM string) (certPEM []byte, err error) {
+	b, _ := pem.Decode([]byte(keyPEM))
+	if b == nil {
+		return nil, errors.New("placeholder key: not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("placeholder key: %w", err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("placeholder key: %T, want an Ed25519 key", k)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: domain, Organization: []string{"notes placeholder (waiting for ACME)"}},
@@ -36,12 +83,7 @@ func placeholderCert(domain string) (certPEM, keyPEM []byte, err error) {
 	}
 	der, err := x509.CreateCertificate(zeroReader{}, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }

@@ -102,7 +102,8 @@ type Config struct {
 	HTTPPort int
 	// HTTPSPort serves the application when TLS is on.
 	HTTPSPort int
-	// RedirectPort is the HTTPS port written into redirects; 0 means HTTPSPort. Set it when the
+	// RedirectPort is the HTTPS port written into redirects (to ServerNames[0], see
+	// RedirectHost); 0 means HTTPSPort. Set it when the
 	// container port is published on a different host port.
 	RedirectPort int
 
@@ -257,6 +258,20 @@ func Defaults() Config {
 
 // TLSEnabled reports whether the HTTPS server is rendered.
 func (c Config) TLSEnabled() bool { return c.TLS.Mode == TLSProvided || c.TLS.Mode == TLSACME }
+
+// RedirectHost is the host the HTTP server redirects to: ServerNames[0] when it is an exact
+// name, so a request's Host header (which the client chooses) never picks the target of the
+// redirect; nginx's $host only when no exact name is configured ("_" or a wildcard).
+func (c Config) RedirectHost() string {
+	if len(c.ServerNames) == 0 {
+		return "$host"
+	}
+	n := c.ServerNames[0]
+	if n == "_" || strings.ContainsAny(n, "*~") || strings.HasPrefix(n, ".") {
+		return "$host"
+	}
+	return n
+}
 
 // CertFiles returns the certificate and key paths used, applying the ACME defaults.
 func (c Config) CertFiles() (cert, key string) {

@@ -131,6 +131,10 @@ func do(t testing.TB, c *http.Client, method, url string, body io.Reader, hdr ..
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1] // Go sends req.Host, never a Host header
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.Do(req)
@@ -563,15 +567,22 @@ func testLiveTLS(t *testing.T, form upstreamForm) {
 		t.Errorf("TLS 1.1 handshake succeeded")
 	}
 
-	// Port 80 redirects everything to HTTPS, keeping the path and query; health stays local.
+	// Port 80 redirects everything to HTTPS at the configured name, keeping the path and query,
+	// whatever Host the client sent; health stays local.
 	hc := newClient()
+	want := fmt.Sprintf("https://localhost:%d/api/notes?limit=5", h.HTTPSPort)
 	for _, m := range []string{"GET", "POST"} {
-		r := do(t, hc, m, h.HTTPURL("/api/notes?limit=5"), nil)
-		want := fmt.Sprintf("https://127.0.0.1:%d/api/notes?limit=5", h.HTTPSPort)
-		if r.status != http.StatusPermanentRedirect || r.header.Get("Location") != want {
-			t.Errorf("%s over HTTP: %d Location %q, want 308 %q", m, r.status, r.header.Get("Location"), want)
+		for _, host := range []string{"", "attacker.example", "localhost"} {
+			var hdr []string
+			if host != "" {
+				hdr = []string{"Host", host}
+			}
+			r := do(t, hc, m, h.HTTPURL("/api/notes?limit=5"), nil, hdr...)
+			if r.status != http.StatusPermanentRedirect || r.header.Get("Location") != want {
+				t.Errorf("%s over HTTP, Host %q: %d Location %q, want 308 %q", m, host, r.status, r.header.Get("Location"), want)
+			}
+			checkSecurityHeaders(t, "redirect", r, false)
 		}
-		checkSecurityHeaders(t, "redirect", r, false)
 	}
 	if r := do(t, hc, "GET", h.HTTPURL("/nginx-health"), nil); r.status != 200 {
 		t.Errorf("HTTP /nginx-health: %d", r.status)
@@ -603,9 +614,9 @@ func testLiveACME(t *testing.T, form upstreamForm) {
 	}
 	r = do(t, c, "GET", h.HTTPURL("/.well-known/acme-challenge/unknown"), nil)
 	checkProblem(t, "unknown ACME token", r, 404)
-	r = do(t, c, "GET", h.HTTPURL("/"), nil)
-	if r.status != http.StatusPermanentRedirect || !strings.HasPrefix(r.header.Get("Location"), "https://") {
-		t.Errorf("GET / over HTTP in acme mode: %d %q", r.status, r.header.Get("Location"))
+	r = do(t, c, "GET", h.HTTPURL("/"), nil, "Host", "attacker.example")
+	if want := fmt.Sprintf("https://localhost:%d/", h.HTTPSPort); r.status != http.StatusPermanentRedirect || r.header.Get("Location") != want {
+		t.Errorf("GET / over HTTP in acme mode, Host attacker.example: %d %q, want %q", r.status, r.header.Get("Location"), want)
 	}
 	if a.hits.Load() != 0 {
 		t.Errorf("HTTP requests reached the app in acme mode")

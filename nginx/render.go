@@ -70,6 +70,7 @@ type view struct {
 	Headers                  []string // add_header lines sent on every response
 	HTTPListen               []string
 	HTTPSListen              []string
+	RedirectHost             string // the configured name, or $host when there is none
 	RedirectPortSuffix       string
 	CertFile, KeyFile        string
 	ACMEWebroot              string
@@ -135,6 +136,7 @@ func newView(c Config) *view {
 		if c.TLS.Mode == TLSACME {
 			v.ACMEWebroot = c.ACMEWebroot
 		}
+		v.RedirectHost = c.RedirectHost()
 		port := c.RedirectPort
 		if port == 0 {
 			port = c.HTTPSPort

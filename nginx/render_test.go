@@ -429,3 +429,22 @@ func TestNginxUpstreamResolve(t *testing.T) {
 	}
 	t.Logf("nginx %s.%s.%s, resolve supported: %v", m[1], m[2], m[3], hasResolve)
 }
+
+func TestRedirectHost(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"notes.example.com", "www.notes.example.com"}, "notes.example.com"},
+		{[]string{"_"}, "$host"},
+		{[]string{"*.example.com"}, "$host"},
+		{[]string{".example.com"}, "$host"},
+		{[]string{"www.example.*"}, "$host"},
+	} {
+		c := nginx.Defaults()
+		c.ServerNames = tc.names
+		if got := c.RedirectHost(); got != tc.want {
+			t.Errorf("ServerNames %v: RedirectHost %q, want %q", tc.names, got, tc.want)
+		}
+	}
+}

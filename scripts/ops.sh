@@ -48,7 +48,7 @@ if [ -t 0 ] && [ -t 1 ]; then tty=(-t); fi
 # The output that names each role's container (engine containers) or service (engine swarm).
 declare -A key
 if [ "$engine" = swarm ]; then
-  key=([app]=appService [db]=databaseService [nginx]=nginxService [backup]=backupService)
+  key=([app]=appService [db]=databaseService [nginx]=nginxService [backup]=backupService [certbot]=certbotService)
 else
   key=([app]=replicaNames [db]=databaseContainer [nginx]=nginxContainer [backup]=backupContainer [certbot]=certbotContainer)
 fi
@@ -125,10 +125,17 @@ backup_age() {
   echo "last backup: $last ($(( ($(date +%s) - $(date -d "$stamp" +%s)) / 60 )) min ago)"
 }
 
+# health_check: the health URL's status, with the certificate verified (never --insecure); one
+# that does not verify here (the tls=acme placeholder, a private CA) is named as such.
 health_check() {
-  local health code
+  local health code rc=0
   health=$(out healthUrl)
-  if code=$(curl -ks -o /dev/null -m 5 -w '%{http_code}' "$health"); then echo "$health: $code"; else echo "$health: no answer"; fi
+  code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$health") || rc=$?
+  case $rc in
+    0) echo "$health: $code" ;;
+    60) echo "$health: its certificate does not verify against this machine's trust store (the tls=acme placeholder before certbot's first certificate, or a private CA)" ;;
+    *) echo "$health: no answer" ;;
+  esac
 }
 
 # swarm_status: the stack's services (running/desired tasks), then each running task with its
@@ -185,10 +192,7 @@ case "$action" in
       db) need "${key[db]}" "notes:databaseUrl points elsewhere" ;;
       nginx) need "${key[nginx]}" ;;
       backup) need "${key[backup]}" "notes:backups is off" ;;
-      certbot)
-        [ "$engine" != swarm ] || die "SERVICE=certbot: engine swarm runs no certbot (notes:tls acme is not supported there)"
-        need certbotContainer "only with notes:tls acme"
-        ;;
+      certbot) need "${key[certbot]}" "only with notes:tls acme" ;;
       migrate) migration_log; exit 0 ;;
       *) die "SERVICE=$role: want app, db, nginx, backup, certbot or migrate" ;;
     esac

@@ -155,7 +155,7 @@ type faultRow struct {
 func runFaults(t *testing.T, ft faultTarget) []faultRow {
 	var rows []faultRow
 	t.Run("database outage", func(t *testing.T) {
-		row := underLoad(t, ft, 16, "Postgres killed for 5 s", func() time.Time {
+		row := faultUnderLoad(t, ft, 16, "Postgres killed for 5 s", func() time.Time {
 			ft.stopDatabase(t)
 			time.Sleep(5 * time.Second)
 			ft.startDatabase(t)
@@ -172,7 +172,7 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 		}
 	})
 	t.Run("replica crash", func(t *testing.T) {
-		row := underLoad(t, ft, 16, "one replica killed (SIGKILL)", func() time.Time {
+		row := faultUnderLoad(t, ft, 16, "one replica killed (SIGKILL)", func() time.Time {
 			replica := ft.replica(t)
 			pid := strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", replica))
 			if out, err := exec.Command("kill", "-KILL", pid).CombinedOutput(); err != nil {
@@ -191,9 +191,9 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 	return rows
 }
 
-// underLoad runs the load of clients, lets it settle for 5 s, injects the fault (inject returns
+// faultUnderLoad runs the load of clients, lets it settle for 5 s, injects the fault (inject returns
 // when the stack is repaired), keeps the load for 15 s more and checks every acknowledged note.
-func underLoad(t *testing.T, ft faultTarget, clients int, fault string, inject func() (repaired time.Time)) faultRow {
+func faultUnderLoad(t *testing.T, ft faultTarget, clients int, fault string, inject func() (repaired time.Time)) faultRow {
 	t.Helper()
 	api := ft.s.output("apiUrl")
 	l := newLoad(api, clients)
@@ -336,7 +336,7 @@ func deployFaults(t *testing.T, s *stack, h *sshHost) []faultRow {
 			s.set(ph.key, ph.value)
 			// 4 clients, not 16: the two image builds of each round compete with the load
 			// for the machine's cores.
-			row := underLoad(t, faultTarget{engine: "containers", s: s}, 4, "SSH dropped during "+ph.name, func() time.Time {
+			row := faultUnderLoad(t, faultTarget{engine: "containers", s: s}, 4, "SSH dropped during "+ph.name, func() time.Time {
 				done := make(chan error, 1)
 				var out string
 				go func() {

@@ -51,8 +51,12 @@ if [ "$tls" = acme ]; then
   if [ -s "$live/fullchain.pem" ] && [ -s "$live/privkey.pem" ]; then
     ln -sfn "$live/fullchain.pem" /etc/nginx/tls/fullchain.pem
     ln -sfn "$live/privkey.pem" /etc/nginx/tls/privkey.pem
-  elif [ ! -e /etc/nginx/tls/fullchain.pem ]; then
+  else
+    # Always the placeholder of this configuration: one installed by an older version of the
+    # program (whose key came from the domain) is replaced.
     echo "phase roll out: no certificate from certbot yet; serving a self-signed placeholder"
+    # rm first: a link into certbot's (read-only) volume left from a deleted lineage.
+    rm -f /etc/nginx/tls/fullchain.pem /etc/nginx/tls/privkey.pem
     cp "/etc/nginx/$placeholder/fullchain.pem" /etc/nginx/tls/fullchain.pem
     cp "/etc/nginx/$placeholder/privkey.pem" /etc/nginx/tls/privkey.pem
   fi

@@ -5,14 +5,29 @@
 # `docker exec` when the published port is not reachable from here). On failure it names the URL,
 # the last HTTP status and revision, and exits 1 (the program then prints the replicas' logs).
 #
-#   smoke.sh curl URL ATTEMPTS REVISION [CURL-OPTION...]   # e.g. --insecure, --connect-to HOST::ADDR:
+#   smoke.sh curl URL ATTEMPTS REVISION [CURL-OPTION...]   # e.g. --connect-to HOST::ADDR:
 #   smoke.sh nginx HOST ATTEMPTS REVISION                  # HOST: the Host header (public host name)
+#
+# With https, curl always verifies the certificate: against its default trust store
+# (a public CA), and when that fails against the PEM certificates in $NOTES_SMOKE_CA if set (the
+# stack's pinned tls=acme placeholder and the private ACME CA of notes:acmeCaBundle, or the
+# tls=provided chain itself).
 set -u
 mode=$1
 case $mode in
   curl)
     url=$2
-    probe() { curl -sS -o /dev/null -D - --max-time 5 "$@" "$url" 2>/dev/null; }
+    ca=
+    if [ -n "${NOTES_SMOKE_CA:-}" ]; then
+      ca=$(mktemp)
+      trap 'rm -f "$ca"' EXIT
+      printf '%s\n' "$NOTES_SMOKE_CA" >"$ca"
+    fi
+    probe() {
+      curl -sS -o /dev/null -D - --max-time 5 "$@" "$url" 2>/dev/null && return
+      # 60: the certificate does not verify against the default trust store.
+      [ $? -eq 60 ] && [ -n "$ca" ] && curl -sS -o /dev/null -D - --max-time 5 --cacert "$ca" "$@" "$url" 2>/dev/null
+    }
     ;;
   nginx)
     host=$2
@@ -47,4 +62,10 @@ while [ "$i" -lt "$attempts" ]; do
   sleep 2
 done
 echo "phase smoke: FAILED: $url did not answer 200 from revision $want after $attempts attempts (last HTTP status: ${code:-none}, revision: ${rev:-none})" >&2
+if [ "$mode" = curl ] && [ -z "$code" ]; then
+  # No answer at all: say why (a refused connection, or a certificate that did not verify:
+  # with a private ACME CA its root belongs in notes:acmeCaBundle).
+  if [ -n "$ca" ]; then set -- --cacert "$ca" "$@"; fi
+  curl -sS -o /dev/null --max-time 5 "$@" "$url" 2>&1 | sed 's/^/phase smoke: curl: /' >&2
+fi
 exit 1
