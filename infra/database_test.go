@@ -63,7 +63,9 @@ func TestDatabaseMajorGuard(t *testing.T) {
 			t.Errorf("%s: guard create = %q", stack, got)
 		}
 		for _, r := range m.byType(commandT) {
-			if r != g && r.Name != "notes-"+stack+"-engine" && !dependsOnTransitively(m, r, g) {
+			// The placeholder key's `cat` runs on the machine running Pulumi, not on the host.
+			local := strings.HasSuffix(r.Name, "-placeholder-key")
+			if r != g && r.Name != "notes-"+stack+"-engine" && !local && !dependsOnTransitively(m, r, g) {
 				t.Errorf("%s: command %s does not wait for the major guard", stack, r.Name)
 			}
 		}
