@@ -236,6 +236,66 @@ func (s *Server) Stop() error {
 	return nil
 }
 
+// Kill ends the server as kill -9 of a database container does: SIGKILL to
+// the postmaster and every backend at once, so clients' connections break
+// without a goodbye and the next Start runs crash recovery.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return nil
+	}
+	// Backends call setsid, so the postmaster's process group does not hold
+	// them: find them by their parent.
+	pids := append(children(s.cmd.Process.Pid), s.cmd.Process.Pid)
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("pgtest: kill postgres process %d: %w", pid, err)
+		}
+	}
+	<-s.done
+	s.cmd = nil
+	// A backend that still holds the shared memory makes the next postmaster refuse to start.
+	for _, pid := range pids {
+		for i := 0; alive(pid); i++ {
+			if i == 500 {
+				return fmt.Errorf("pgtest: postgres process %d still running 5s after SIGKILL", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, child)
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
 // Close stops the server and removes its directory.
 func (s *Server) Close() {
 	_ = s.Stop()
@@ -350,7 +410,13 @@ func NewDatabase(tb testing.TB) string {
 // applied: the schema the service runs on.
 func NewMigratedDatabase(tb testing.TB) string {
 	tb.Helper()
-	dsn := NewDatabase(tb)
+	return Shared(tb).NewMigratedDatabase(tb)
+}
+
+// NewMigratedDatabase is NewDatabase on s with every migration applied.
+func (s *Server) NewMigratedDatabase(tb testing.TB) string {
+	tb.Helper()
+	dsn := s.NewDatabase(tb)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
