@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,9 +33,7 @@ func (s *server) handleReadyz() echo.HandlerFunc {
 		if s.draining.Load() {
 			return notes.Errorf(notes.EUNAVAILABLE, "shutting down")
 		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
-		defer cancel()
-		if err := s.store.Ping(ctx); err != nil {
+		if err := s.ready.check(c.Request().Context()); err != nil {
 			if notes.ErrorCode(err) != notes.EUNAVAILABLE {
 				err = &notes.Error{Code: notes.EUNAVAILABLE, Message: "database unavailable", Err: err}
 			}

@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -52,6 +53,7 @@ type server struct {
 	revision string
 	metrics  *httpMetrics
 	registry *prometheus.Registry
+	ready    *readyCheck
 	// routes are the route templates of the router, the only values of the
 	// metrics' route label besides "unmatched". Set once in New, before
 	// any request.
@@ -82,6 +84,7 @@ func New(o Options) http.Handler {
 		revision: o.Revision,
 		metrics:  newHTTPMetrics(o.Registry),
 		registry: o.Registry,
+		ready:    &readyCheck{ping: func(ctx context.Context) error { return o.Store.Ping(ctx) }, ttl: readyCacheTTL, timeout: readyTimeout},
 	}
 
 	e := echo.New()
