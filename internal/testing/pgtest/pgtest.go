@@ -59,6 +59,10 @@ type Server struct {
 	Port     int
 	Password string // password of the superuser "postgres"
 
+	// Durable keeps fsync and synchronous commit on (set before Start). Off by
+	// default for speed, which loses acknowledged commits in a crash (Kill).
+	Durable bool
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -162,17 +166,18 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"),
+	args := []string{
 		"-D", filepath.Join(s.Dir, "data"),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "port="+strconv.Itoa(s.Port),
+		"-c", "port=" + strconv.Itoa(s.Port),
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=300",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
 		"-c", "log_min_messages=warning",
-	)
+	}
+	if !s.Durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig: if the test binary dies, take the server down with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
@@ -434,6 +439,18 @@ func (s *Server) NewMigratedDatabase(tb testing.TB) string {
 // stop and restart it); it is closed at cleanup.
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
+	return newServer(tb, false)
+}
+
+// NewDurableServer is NewServer with fsync and synchronous commit on, for
+// tests that crash it (Kill) and count the acknowledged writes it kept.
+func NewDurableServer(tb testing.TB) *Server {
+	tb.Helper()
+	return newServer(tb, true)
+}
+
+func newServer(tb testing.TB, durable bool) *Server {
+	tb.Helper()
 	s, err := New()
 	if errors.Is(err, errUnavailable) {
 		tb.Skipf("skipping: %v", err)
@@ -441,6 +458,7 @@ func NewServer(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
+	s.Durable = durable
 	tb.Cleanup(s.Close)
 	if err := s.Start(); err != nil {
 		tb.Fatalf("pgtest: %v", err)
