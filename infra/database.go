@@ -157,19 +157,11 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 
-	// Sets the owner's password to dbPassword on every change of it (and once after the first
-	// start, a no-op), before migrations and replicas use the new one. Over the container's
-	// local socket, which the image trusts; the SQL travels on the command's secret stdin.
+	// The owner's password, over the container's local socket, which the image trusts.
 	setPassword, env := args.OnHost.Docker("exec", "-i", name,
 		"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", args.Owner, "-d", args.Name)
-	pw, err := local.NewCommand(ctx, name+"-password", &local.CommandArgs{
-		Create:      pulumi.String(setPassword),
-		Environment: env,
-		Stdin: pulumi.ToSecret(args.Password.ApplyT(func(p string) string {
-			return alterPasswordSQL(args.Owner, p)
-		})).(pulumi.StringOutput),
-		Logging: local.LoggingStderr,
-	}, pulumi.Parent(d), pulumi.DependsOn([]pulumi.Resource{c}))
+	pw, err := newPasswordCommand(ctx, name+"-password", setPassword, env, args.Owner, args.Password,
+		pulumi.Parent(d), pulumi.DependsOn([]pulumi.Resource{c}))
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +177,21 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 	return d, nil
+}
+
+// newPasswordCommand runs create (psql as the owner, in the database's container or task) with
+// the ALTER ROLE of the owner's password on its secret stdin, on every change of the password
+// (and once after the first start, a no-op), before migrations and replicas use the new one.
+func newPasswordCommand(ctx *pulumi.Context, name, create string, env pulumi.StringMap, owner string,
+	password pulumi.StringOutput, opts ...pulumi.ResourceOption) (*local.Command, error) {
+	return local.NewCommand(ctx, name, &local.CommandArgs{
+		Create:      pulumi.String(create),
+		Environment: env,
+		Stdin: pulumi.ToSecret(password.ApplyT(func(p string) string {
+			return alterPasswordSQL(owner, p)
+		})).(pulumi.StringOutput),
+		Logging: local.LoggingStderr,
+	}, opts...)
 }
 
 // alterPasswordSQL sets role's password. The statement is kept out of the server log even where

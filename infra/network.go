@@ -70,25 +70,24 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 }
 
 // labels are set on every container and network of the stack.
+// stackLabels are the labels of every Docker object of the stack: its stack and its role (what
+// ops.sh and the e2e suite filter on), made by mk as the object kind's label type.
+func stackLabels[T any](stack, role string, mk func(label, value pulumi.String) T) []T {
+	return []T{mk("com.notes-stack.stack", pulumi.String(stack)), mk("com.notes-stack.role", pulumi.String(role))}
+}
+
 func labels(stack, role string) docker.NetworkLabelArray {
-	return docker.NetworkLabelArray{
-		docker.NetworkLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},
-		docker.NetworkLabelArgs{Label: pulumi.String("com.notes-stack.role"), Value: pulumi.String(role)},
-	}
+	return stackLabels(stack, role, func(l, v pulumi.String) docker.NetworkLabelInput { return docker.NetworkLabelArgs{Label: l, Value: v} })
 }
 
 func volumeLabels(stack, role string) docker.VolumeLabelArray {
-	return docker.VolumeLabelArray{
-		docker.VolumeLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},
-		docker.VolumeLabelArgs{Label: pulumi.String("com.notes-stack.role"), Value: pulumi.String(role)},
-	}
+	return stackLabels(stack, role, func(l, v pulumi.String) docker.VolumeLabelInput { return docker.VolumeLabelArgs{Label: l, Value: v} })
 }
 
 func containerLabels(stack, role string, extra ...string) docker.ContainerLabelArray {
-	l := docker.ContainerLabelArray{
-		docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.stack"), Value: pulumi.String(stack)},
-		docker.ContainerLabelArgs{Label: pulumi.String("com.notes-stack.role"), Value: pulumi.String(role)},
-	}
+	l := docker.ContainerLabelArray(stackLabels(stack, role, func(l, v pulumi.String) docker.ContainerLabelInput {
+		return docker.ContainerLabelArgs{Label: l, Value: v}
+	}))
 	for i := 0; i+1 < len(extra); i += 2 {
 		l = append(l, docker.ContainerLabelArgs{Label: pulumi.String(extra[i]), Value: pulumi.String(extra[i+1])})
 	}
