@@ -53,6 +53,7 @@ type replicaSpec struct {
 	StopGrace       int
 	Linger          string
 	Network         string
+	DBMaxConns      int
 	Version         int // bump when the container definition below changes
 }
 
@@ -77,6 +78,7 @@ type AppArgs struct {
 	LogLevel        string
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	DBMaxConns      int // DB_MAX_CONNS, each replica's pool (Config.Connections counts them)
 	MemoryMB        int
 	CPUs            string        // as the docker provider reads it back (Config.DockerCPUs)
 	StopGrace       int           // seconds between SIGTERM and SIGKILL
@@ -130,7 +132,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		LogLevel:   args.LogLevel,
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
 		MemoryMB: args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
-		Network: args.NetworkName, Version: 2,
+		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 2,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -234,6 +236,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				pulumi.String("DRAIN_DELAY=" + args.DrainDelay.String()),
 				pulumi.String("SHUTDOWN_TIMEOUT=" + args.ShutdownTimeout.String()),
 				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
+				pulumi.Sprintf("DB_MAX_CONNS=%d", args.DBMaxConns),
 			},
 			NetworksAdvanced: network,
 			// Ready (DB reachable), not only alive: Wait returns once a new replica can serve.

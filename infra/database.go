@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
@@ -39,6 +40,8 @@ type DatabaseArgs struct {
 	Owner       string              // owner role (POSTGRES_USER)
 	Password    pulumi.StringOutput // secret; the owner's
 	AppPassword pulumi.StringOutput // secret; AppRole's
+	// MaxConnections is Postgres's max_connections (Config.Connections is checked against it).
+	MaxConnections int
 }
 
 // Database is the Postgres container (or, with an external database, only the connection
@@ -115,7 +118,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		},
 		// The password reaches the image's entrypoint as a file, never in the environment.
 		Entrypoints: pulumi.ToStringArray([]string{"/bin/sh", dbEntrypoint}),
-		Command:     pulumi.ToStringArray([]string{"postgres"}),
+		Command:     pulumi.ToStringArray(postgresCommand(args.MaxConnections)),
 		Uploads: docker.ContainerUploadArray{
 			docker.ContainerUploadArgs{File: pulumi.String(dbPasswordFile), Content: args.Password, Permissions: pulumi.String("0400")},
 			docker.ContainerUploadArgs{File: pulumi.String(dbEntrypoint), Content: pulumi.String(dbEntrypointScript), Permissions: pulumi.String("0555")},
@@ -233,4 +236,11 @@ func withUser(raw, user, password string) (string, error) {
 // connections to the stack's database as its owner, over TCP like the clients.
 func postgresHealthTest(owner, db string) []string {
 	return []string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", owner, db)}
+}
+
+// postgresCommand is the database's command on both engines: max_connections set explicitly, so
+// the connection check of `pulumi up` (Config.Connections) holds whatever the image's initdb
+// chose.
+func postgresCommand(maxConnections int) []string {
+	return []string{"postgres", "-c", "max_connections=" + strconv.Itoa(maxConnections)}
 }

@@ -74,6 +74,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
 		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
 		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
+		MaxConnections: cfg.DBMaxConnections,
 	}, after); err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
-		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, DBMaxConns: cfg.DBPoolSize,
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(),
 		StopGrace: retire.StopGrace(), Linger: retire.Linger,
 		Network: network, NetworkName: cfg.Name("net"),

@@ -59,6 +59,7 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 		TaskSpec: docker.ServiceTaskSpecArgs{
 			ContainerSpec: docker.ServiceTaskSpecContainerSpecArgs{
 				Image: pulumi.String(cfg.PostgresImage),
+				Args:  pulumi.ToStringArray(postgresCommand(cfg.DBMaxConnections)),
 				Env: pulumi.StringMap{
 					"POSTGRES_USER":          pulumi.String(cfg.DBOwner),
 					"POSTGRES_DB":            pulumi.String(cfg.DBName),
@@ -159,7 +160,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 	timings := newSwarmTimings(cfg.DrainWait(), linger, cfg.Replicas)
 	spec := swarmAppSpec{
 		LogLevel: cfg.LogLevel, DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
-		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: timings.StopGrace.String(), Version: 1,
+		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: timings.StopGrace.String(), DBMaxConns: cfg.DBPoolSize, Version: 1,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -220,6 +221,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 					"DRAIN_DELAY":       pulumi.String(cfg.DrainDelay.String()),
 					"SHUTDOWN_TIMEOUT":  pulumi.String(cfg.ShutdownTimeout.String()),
 					"SHUTDOWN_LINGER":   pulumi.String(linger.String()),
+					"DB_MAX_CONNS":      pulumi.String(strconv.Itoa(cfg.DBPoolSize)),
 				},
 				Secrets:  docker.ServiceTaskSpecContainerSpecSecretArray{secretFile(appSecret, databaseURLFile, strconv.Itoa(serviceUID), 0o400)},
 				ReadOnly: pulumi.Bool(true),
@@ -353,6 +355,7 @@ type swarmAppSpec struct {
 	MemoryMB        int
 	CPUs            string
 	StopGrace       string
+	DBMaxConns      int
 	Version         int // bump when the service definition changes
 }
 
