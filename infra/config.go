@@ -69,6 +69,7 @@ type Config struct {
 	BackupsEnabled bool
 	BackupInterval time.Duration
 	BackupKeep     int
+	BackupVerify   bool // restore every new dump into a scratch database and compare row counts
 	// DBPoolSize is each replica's pool maximum (DB_MAX_CONNS); DBMaxConnections is Postgres's
 	// max_connections (passed to the container database; an external one's own value).
 	DBPoolSize       int
@@ -151,6 +152,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		BackupsEnabled: r.boolean("backups", false),
 		BackupInterval: r.duration("backupInterval", 24*time.Hour),
 		BackupKeep:     r.integer("backupRetention", 7),
+		BackupVerify:   r.boolean("backupVerify", true),
 
 		DBPoolSize:       r.integer("dbPoolSize", 4),
 		DBMaxConnections: r.integer("dbMaxConnections", 100),

@@ -116,7 +116,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		backupsArgs := &BackupsArgs{
 			Stack: cfg.Stack, Provider: prov, Image: cfg.PostgresImage,
 			OwnerURL: s.Database.OwnerURL, Network: network, Volume: s.Network.Volumes["backups"],
-			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep,
+			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep, Verify: cfg.BackupVerify,
 			Ready: append(append([]pulumi.Resource{}, s.Database.Ready...), s.App.Migration),
 		}
 		if !cfg.ExternalDB {

@@ -381,6 +381,7 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 			"BACKUP_DIR":       "/backups",
 			"BACKUP_INTERVAL":  strconv.Itoa(int(cfg.BackupInterval.Seconds())),
 			"BACKUP_RETENTION": strconv.Itoa(cfg.BackupKeep),
+			"BACKUP_VERIFY":    backupVerifyEnv(cfg.BackupVerify),
 		}
 		for _, k := range []string{"PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSSLMODE", "PGCONNECT_TIMEOUT", "PGAPPNAME"} {
 			e[k] = p[k]
@@ -403,8 +404,16 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 				},
 				CapDrops:        pulumi.ToStringArray([]string{"ALL"}),
 				StopGracePeriod: pulumi.String("10s"),
-				Labels:          taskLabels(cfg.Stack, "backup"),
-				Sysctl:          pulumi.StringMap{},
+				// As on engine containers. Swarm restarts a task that turns unhealthy: the new one
+				// dumps at once (its newest good dump is older than the interval), a retry of its own.
+				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
+					Tests:    pulumi.ToStringArray(backupHealthTest),
+					Interval: pulumi.String(backupHealthInterval),
+					Timeout:  pulumi.String("10s"),
+					Retries:  pulumi.Int(backupHealthRetries),
+				},
+				Labels: taskLabels(cfg.Stack, "backup"),
+				Sysctl: pulumi.StringMap{},
 			},
 			NetworksAdvanceds: d.networks,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},
