@@ -91,10 +91,13 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 		},
 		// Unhealthy once the last good dump is older than two intervals (notes-backup health).
 		Healthcheck: docker.ContainerHealthcheckArgs{
-			Tests:    pulumi.ToStringArray(backupHealthTest),
-			Interval: pulumi.String(backupHealthInterval),
-			Timeout:  pulumi.String("10s"),
-			Retries:  pulumi.Int(backupHealthRetries),
+			// Durations in Go's format and the start period set: what the provider reads back,
+			// so an unchanged up shows no diff.
+			Tests:       pulumi.ToStringArray(backupHealthTest),
+			Interval:    pulumi.String(backupHealthInterval.String()),
+			Timeout:     pulumi.String(backupHealthTimeout.String()),
+			Retries:     pulumi.Int(backupHealthRetries),
+			StartPeriod: pulumi.String(backupHealthInterval.String()),
 		},
 		Uploads: docker.ContainerUploadArray{
 			docker.ContainerUploadArgs{
@@ -148,7 +151,8 @@ func (c pgConn) env(name string) pulumi.StringOutput {
 var backupHealthTest = []string{"CMD", "/bin/sh", BackupCommand, "health"}
 
 const (
-	backupHealthInterval = "1m"
+	backupHealthInterval = time.Minute // also the start period, in which failures do not count
+	backupHealthTimeout  = 10 * time.Second
 	backupHealthRetries  = 2
 )
 

@@ -407,10 +407,11 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 				// As on engine containers. Swarm restarts a task that turns unhealthy: the new one
 				// dumps at once (its newest good dump is older than the interval), a retry of its own.
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
-					Tests:    pulumi.ToStringArray(backupHealthTest),
-					Interval: pulumi.String(backupHealthInterval),
-					Timeout:  pulumi.String("10s"),
-					Retries:  pulumi.Int(backupHealthRetries),
+					Tests:       pulumi.ToStringArray(backupHealthTest),
+					Interval:    pulumi.String(swarmDuration(backupHealthInterval)),
+					Timeout:     pulumi.String(swarmDuration(backupHealthTimeout)),
+					Retries:     pulumi.Int(backupHealthRetries),
+					StartPeriod: pulumi.String(swarmDuration(backupHealthInterval)),
 				},
 				Labels: taskLabels(cfg.Stack, "backup"),
 				Sysctl: pulumi.StringMap{},
