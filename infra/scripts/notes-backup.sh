@@ -28,7 +28,7 @@ set -eu
 dir=${BACKUP_DIR:-/backups}
 keep=${BACKUP_RETENTION:-7}
 interval=${BACKUP_INTERVAL:-86400}
-retry=${BACKUP_RETRY:-60}
+retry=${BACKUP_RETRY:-}
 verify_on=${BACKUP_VERIFY:-1}
 min_free=${BACKUP_MIN_FREE_KB:-65536}
 started=${BACKUP_STATE_DIR:-/tmp}/notes-backup.started
@@ -39,7 +39,13 @@ die() { log "$*"; exit 1; }
 case $keep in '' | *[!0-9]* | 0) die "BACKUP_RETENTION must be a whole number >= 1, got '$keep'" ;; esac
 case $interval in '' | *[!0-9]*) die "BACKUP_INTERVAL must be a number of seconds, got '$interval'" ;; esac
 [ "$interval" -ge 60 ] || die "BACKUP_INTERVAL must be at least 60 seconds, got $interval"
-case $retry in '' | *[!0-9]* | 0) die "BACKUP_RETRY must be a number of seconds >= 1, got '$retry'" ;; esac
+# The first retry after a failed backup: BACKUP_RETRY seconds, by default a tenth of the interval
+# (6 s for the shortest, 1 minute), at most a minute; it doubles up to the interval.
+if [ -z "$retry" ]; then
+  retry=$((interval / 10))
+  if [ "$retry" -gt 60 ]; then retry=60; fi
+fi
+case $retry in *[!0-9]* | 0) die "BACKUP_RETRY must be a number of seconds >= 1, got '$retry'" ;; esac
 case $verify_on in 0 | 1) ;; *) die "BACKUP_VERIFY must be 0 or 1, got '$verify_on'" ;; esac
 case $min_free in '' | *[!0-9]*) die "BACKUP_MIN_FREE_KB must be a number of KiB, got '$min_free'" ;; esac
 
