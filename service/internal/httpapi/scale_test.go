@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,10 +38,16 @@ func BenchmarkListScale(b *testing.B) {
 		if _, err := e.pool.Exec(context.Background(), "VACUUM ANALYZE notes"); err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("seeded %d notes with COPY in %v", n, time.Since(start).Round(time.Second))
 		depth := min(100_000, n/2)
 		deep := walk(b, e, depth)
+		seeded := time.Since(start)
+		logged := false
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			if !logged { // the parent's log is not printed
+				b.Logf("seeded %d notes with COPY and walked %d deep in %v", n, depth, seeded.Round(time.Second))
+				explain(b, e, n, depth)
+				logged = true
+			}
 			first := make([]time.Duration, 0, b.N)
 			far := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
@@ -92,4 +99,38 @@ func get(b *testing.B, e *env, url string) time.Duration {
 		b.Fatalf("GET %s = %d, %d notes", url, rec.Code, len(page))
 	}
 	return d
+}
+
+// explain logs the plan of the first page and of the deep one (the service's statements, by the
+// deep page's last row): keyset pagination is an index scan that reads about the same number of
+// buffers whatever the table size and the depth, which OFFSET would not.
+func explain(b *testing.B, e *env, n, depth int) {
+	b.Helper()
+	ctx := context.Background()
+	var at time.Time
+	var id int64
+	if err := e.pool.QueryRow(ctx, "SELECT created_at, id FROM notes ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1", depth-1).Scan(&at, &id); err != nil {
+		b.Fatal(err)
+	}
+	for name, q := range map[string][]any{
+		"first page": {"SELECT id, title, body, created_at FROM notes ORDER BY created_at DESC, id DESC LIMIT 51"},
+		"deep page":  {"SELECT id, title, body, created_at FROM notes WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT 51", at, id},
+	} {
+		rows, err := e.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) "+q[0].(string), q[1:]...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				b.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%d notes, %s:\n%s", n, name, strings.Join(plan, "\n"))
+	}
 }
