@@ -54,6 +54,7 @@ type replicaSpec struct {
 	StopGrace       int
 	Linger          string
 	Network         string
+	DBMaxConns      int
 	Version         int // bump when the container definition below changes
 }
 
@@ -81,6 +82,7 @@ type AppArgs struct {
 	LogLevel        string
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	DBMaxConns      int // DB_MAX_CONNS, each replica's pool (Config.Connections counts them)
 	MemoryMB        int
 	CPUs            string        // as the docker provider reads it back (Config.DockerCPUs)
 	StopGrace       int           // seconds between SIGTERM and SIGKILL
@@ -142,7 +144,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
 		WriteAuth: args.WriteAuth,
 		MemoryMB:  args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
-		Network: args.NetworkName, Version: 3,
+		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 3,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -251,6 +253,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				pulumi.String("DRAIN_DELAY=" + args.DrainDelay.String()),
 				pulumi.String("SHUTDOWN_TIMEOUT=" + args.ShutdownTimeout.String()),
 				pulumi.String("SHUTDOWN_LINGER=" + args.Linger.String()),
+				pulumi.Sprintf("DB_MAX_CONNS=%d", args.DBMaxConns),
 			}, env...),
 			NetworksAdvanced: network,
 			// Started (reached the database once), not only alive: Wait returns once a new

@@ -49,6 +49,7 @@ type BackupsArgs struct {
 	Volume   pulumi.StringOutput // the backups volume
 	Interval time.Duration
 	Keep     int
+	Verify   bool // BACKUP_VERIFY: the test restore of every dump
 	// Ready is what the first dump waits for (the database and the migration).
 	Ready []pulumi.Resource
 }
@@ -89,6 +90,17 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 			pulumi.String("BACKUP_DIR=/backups"),
 			pulumi.String(fmt.Sprintf("BACKUP_INTERVAL=%d", int(args.Interval.Seconds()))),
 			pulumi.String(fmt.Sprintf("BACKUP_RETENTION=%d", args.Keep)),
+			pulumi.String("BACKUP_VERIFY=" + backupVerifyEnv(args.Verify)),
+		},
+		// Unhealthy once the last good dump is older than two intervals (notes-backup health).
+		Healthcheck: docker.ContainerHealthcheckArgs{
+			// Durations in Go's format and the start period set: what the provider reads back,
+			// so an unchanged up shows no diff.
+			Tests:       pulumi.ToStringArray(backupHealthTest),
+			Interval:    pulumi.String(backupHealthInterval.String()),
+			Timeout:     pulumi.String(backupHealthTimeout.String()),
+			Retries:     pulumi.Int(backupHealthRetries),
+			StartPeriod: pulumi.String(backupHealthInterval.String()),
 		},
 		Uploads: docker.ContainerUploadArray{
 			docker.ContainerUploadArgs{
@@ -137,13 +149,31 @@ func (c pgConn) env(name string) pulumi.StringOutput {
 	return pulumi.Unsecret(pulumi.Sprintf("%s=%s", name, v)).(pulumi.StringOutput)
 }
 
+// The backup container's (and service's) healthcheck: `notes-backup health`, cheap (it reads the
+// dumps' times), fails once the last good dump is older than two intervals.
+var backupHealthTest = []string{"CMD", "/bin/sh", BackupCommand, "health"}
+
+const (
+	backupHealthInterval = time.Minute // also the start period, in which failures do not count
+	backupHealthTimeout  = 10 * time.Second
+	backupHealthRetries  = 2
+)
+
+func backupVerifyEnv(on bool) string {
+	if on {
+		return "1"
+	}
+	return "0"
+}
+
 // backupPassFile is the .pgpass file in the backup container.
 const backupPassFile = "/run/secrets/pgpass"
 
 // passfile is the content of a .pgpass file for the connection, always secret.
 func (c pgConn) passfile() pulumi.StringOutput {
 	return pulumi.ToSecret(c.params.ApplyT(func(p map[string]string) string {
-		return pgpassLine(p["PGHOST"], p["PGPORT"], p["PGDATABASE"], p["PGUSER"], p["PGPASSWORD"])
+		// Any database: the test restore connects to its scratch database with the same role.
+		return pgpassLine(p["PGHOST"], p["PGPORT"], "*", p["PGUSER"], p["PGPASSWORD"])
 	})).(pulumi.StringOutput)
 }
 

@@ -81,6 +81,11 @@ type Config struct {
 	BackupsEnabled bool
 	BackupInterval time.Duration
 	BackupKeep     int
+	BackupVerify   bool // restore every new dump into a scratch database and compare row counts
+	// DBPoolSize is each replica's pool maximum (DB_MAX_CONNS); DBMaxConnections is Postgres's
+	// max_connections (passed to the container database; an external one's own value).
+	DBPoolSize       int
+	DBMaxConnections int
 
 	// Lifecycle.
 	Protect    bool
@@ -174,6 +179,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		BackupsEnabled: r.boolean("backups", false),
 		BackupInterval: r.duration("backupInterval", 24*time.Hour),
 		BackupKeep:     r.integer("backupRetention", 7),
+		BackupVerify:   r.boolean("backupVerify", true),
+
+		DBPoolSize:       r.integer("dbPoolSize", 4),
+		DBMaxConnections: r.integer("dbMaxConnections", 100),
 
 		Protect:    r.boolean("protect", false),
 		SmokeCheck: r.boolean("smokeCheck", true),
@@ -380,6 +389,15 @@ func (c *Config) Validate() error {
 	if c.BackupKeep < 1 {
 		add("backupRetention", "must keep at least 1 dump, got %d", c.BackupKeep)
 	}
+	if c.DBPoolSize < 1 || c.DBPoolSize > 1000 {
+		add("dbPoolSize", "must be between 1 and 1000 connections per replica, got %d", c.DBPoolSize)
+	}
+	if c.DBMaxConnections < 20 || c.DBMaxConnections > 10000 {
+		add("dbMaxConnections", "must be between 20 and 10000, got %d", c.DBMaxConnections)
+	}
+	if b := c.Connections(); b.Total > c.DBMaxConnections && c.DBPoolSize >= 1 && c.Replicas >= 1 {
+		add("dbMaxConnections", "%d is too few for this stack: %s; lower notes:replicas or notes:dbPoolSize, or raise notes:dbMaxConnections", c.DBMaxConnections, b)
+	}
 	for _, e := range c.validateEngine() {
 		add(e.Key, "%s", e.Msg)
 	}
@@ -406,6 +424,47 @@ func (c *Config) Warnings() []string {
 		w = append(w, fmt.Sprintf("config notes:httpPort: %d with tls=acme: the ACME server validates the HTTP-01 challenge on port 80 of %s, so port 80 must forward to %d (a load balancer or NAT), or issuance fails", c.HTTPPort, c.Domain, c.HTTPPort))
 	}
 	return w
+}
+
+// Connections Postgres must accept beside the replicas (kept in step with what the stack runs).
+const (
+	migrateConns = 2 // `notes migrate up`: its pool maximum (service/migrate.go)
+	// backupConns: pg_dump, and the scheduled test restore's pg_restore into its scratch database
+	// (they never overlap, but an operator's `make backup` may meet the loop's dump).
+	backupConns = 2
+	adminConns  = 2 // `make psql`, an operator's pg_dump or psql
+	// reservedConns is Postgres's superuser_reserved_connections (its default, 3): slots only
+	// superusers may take, so the replicas' role never gets them.
+	reservedConns = 3
+)
+
+// ConnectionBudget is what the stack asks of Postgres at its worst moment: a rollout.
+type ConnectionBudget struct {
+	Replicas, PoolSize, Rollout, Migrate, Backups, Admin, Reserved, Total int
+}
+
+func (b ConnectionBudget) String() string {
+	s := fmt.Sprintf("a rollout runs old and new replicas at once, 2 x %d (notes:replicas) x %d (notes:dbPoolSize) = %d, + %d migrate",
+		b.Replicas, b.PoolSize, b.Rollout, b.Migrate)
+	if b.Backups > 0 {
+		s += fmt.Sprintf(" + %d backups", b.Backups)
+	}
+	return s + fmt.Sprintf(" + %d admin + %d superuser-reserved = %d connections", b.Admin, b.Reserved, b.Total)
+}
+
+// Connections counts the connections the stack may open at once. A rollout runs the old and the
+// new replicas side by side: on engine containers every new replica starts before any old one
+// is retired; on engine swarm (start-first, one task at a time) fewer overlap, but an old task
+// keeps its pool while it drains as the next new one starts, and a failed update rolls back the
+// same way, so both engines count every replica twice.
+func (c *Config) Connections() ConnectionBudget {
+	b := ConnectionBudget{Replicas: c.Replicas, PoolSize: c.DBPoolSize, Rollout: 2 * c.Replicas * c.DBPoolSize,
+		Migrate: migrateConns, Admin: adminConns, Reserved: reservedConns}
+	if c.BackupsEnabled {
+		b.Backups = backupConns
+	}
+	b.Total = b.Rollout + b.Migrate + b.Backups + b.Admin + b.Reserved
+	return b
 }
 
 // DockerCPUs is serviceCpus as the docker provider reads it back ("1" is stored as "1.0"), so

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
@@ -45,6 +46,8 @@ type DatabaseArgs struct {
 	// Protect protects the container like its volume: no destroy, and no replacement (a new
 	// image), without `pulumi state unprotect` first.
 	Protect bool
+	// MaxConnections is Postgres's max_connections (Config.Connections is checked against it).
+	MaxConnections int
 }
 
 // Database is the Postgres container (or, with an external database, only the connection
@@ -121,7 +124,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		},
 		// The password reaches the image's entrypoint as a file, never in the environment.
 		Entrypoints: pulumi.ToStringArray([]string{"/bin/sh", dbEntrypoint}),
-		Command:     pulumi.ToStringArray([]string{"postgres"}),
+		Command:     pulumi.ToStringArray(postgresCommand(args.MaxConnections)),
 		Uploads: docker.ContainerUploadArray{
 			docker.ContainerUploadArgs{File: pulumi.String(dbPasswordFile), Content: args.Password, Permissions: pulumi.String("0400")},
 			docker.ContainerUploadArgs{File: pulumi.String(dbEntrypoint), Content: pulumi.String(dbEntrypointScript), Permissions: pulumi.String("0555")},
@@ -272,4 +275,11 @@ func newDBMajorGuard(ctx *pulumi.Context, name, major string, opts ...pulumi.Res
 		Create: pulumi.String("echo " + major),
 		Update: pulumi.String(dbMajorRefusal),
 	}, opts...)
+}
+
+// postgresCommand is the database's command on both engines: max_connections set explicitly, so
+// the connection check of `pulumi up` (Config.Connections) holds whatever the image's initdb
+// chose.
+func postgresCommand(maxConnections int) []string {
+	return []string{"postgres", "-c", "max_connections=" + strconv.Itoa(maxConnections)}
 }

@@ -88,7 +88,8 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
 		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
 		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
-		Protect: cfg.Protect,
+		Protect:        cfg.Protect,
+		MaxConnections: cfg.DBMaxConnections,
 	}, after); err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Context: buildContext, ImageRef: cfg.ImageRef(), GoImage: cfg.GoImage, AppVersion: cfg.AppVersion,
 		Push: cfg.PushRegistry != "", DockerHost: cfg.DockerHost.String(),
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
-		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, DBMaxConns: cfg.DBPoolSize,
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(),
 		StopGrace: retire.StopGrace(), Linger: retire.Linger,
 		Network: network, NetworkName: cfg.Name("net"),
@@ -136,7 +137,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		backupsArgs := &BackupsArgs{
 			Stack: cfg.Stack, Provider: prov, Orphans: orphans, Image: cfg.PostgresImage,
 			OwnerURL: s.Database.OwnerURL, Network: network, Volume: s.Network.Volumes["backups"],
-			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep,
+			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep, Verify: cfg.BackupVerify,
 			Ready: append(append([]pulumi.Resource{}, s.Database.Ready...), s.App.Migration),
 		}
 		if !cfg.ExternalDB {

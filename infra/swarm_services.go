@@ -59,6 +59,7 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 		TaskSpec: docker.ServiceTaskSpecArgs{
 			ContainerSpec: docker.ServiceTaskSpecContainerSpecArgs{
 				Image: pulumi.String(cfg.PostgresImage),
+				Args:  pulumi.ToStringArray(postgresCommand(cfg.DBMaxConnections)),
 				Env: pulumi.StringMap{
 					"POSTGRES_USER":          pulumi.String(cfg.DBOwner),
 					"POSTGRES_DB":            pulumi.String(cfg.DBName),
@@ -170,7 +171,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 	timings := newSwarmTimings(cfg.DrainWait(), linger, cfg.Replicas)
 	spec := swarmAppSpec{
 		LogLevel: cfg.LogLevel, DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
-		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: timings.StopGrace.String(), Version: 1,
+		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: timings.StopGrace.String(), DBMaxConns: cfg.DBPoolSize, Version: 1,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -222,6 +223,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		"SHUTDOWN_LINGER":   pulumi.String(linger.String()),
 		"WRITE_AUTH":        pulumi.String(cfg.WriteAuth),
 		"TRUSTED_PROXIES":   d.net.Subnets,
+		"DB_MAX_CONNS":      pulumi.String(strconv.Itoa(cfg.DBPoolSize)),
 	}
 	if cfg.WriteAuth != WriteAuthNone {
 		env["API_TOKENS_FILE"] = pulumi.String(apiTokensFile)
@@ -385,6 +387,7 @@ type swarmAppSpec struct {
 	MemoryMB        int
 	CPUs            string
 	StopGrace       string
+	DBMaxConns      int
 	Version         int // bump when the service definition changes
 }
 
@@ -410,6 +413,7 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 			"BACKUP_DIR":       "/backups",
 			"BACKUP_INTERVAL":  strconv.Itoa(int(cfg.BackupInterval.Seconds())),
 			"BACKUP_RETENTION": strconv.Itoa(cfg.BackupKeep),
+			"BACKUP_VERIFY":    backupVerifyEnv(cfg.BackupVerify),
 		}
 		for _, k := range []string{"PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSSLMODE", "PGCONNECT_TIMEOUT", "PGAPPNAME"} {
 			e[k] = p[k]
@@ -432,8 +436,17 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 				},
 				CapDrops:        pulumi.ToStringArray([]string{"ALL"}),
 				StopGracePeriod: pulumi.String("10s"),
-				Labels:          taskLabels(cfg.Stack, "backup"),
-				Sysctl:          pulumi.StringMap{},
+				// As on engine containers. Swarm restarts a task that turns unhealthy: the new one
+				// dumps at once (its newest good dump is older than the interval), a retry of its own.
+				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
+					Tests:       pulumi.ToStringArray(backupHealthTest),
+					Interval:    pulumi.String(swarmDuration(backupHealthInterval)),
+					Timeout:     pulumi.String(swarmDuration(backupHealthTimeout)),
+					Retries:     pulumi.Int(backupHealthRetries),
+					StartPeriod: pulumi.String(swarmDuration(backupHealthInterval)),
+				},
+				Labels: taskLabels(cfg.Stack, "backup"),
+				Sysctl: pulumi.StringMap{},
 			},
 			NetworksAdvanceds: d.networks,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},

@@ -125,8 +125,9 @@ type Config struct {
 	// replica is skipped for FailTimeout.
 	UpstreamMaxFails    int
 	UpstreamFailTimeout time.Duration
-	// NextUpstreamTries bounds the replicas tried for one request (error, timeout, 502, 503);
-	// nginx never retries a non-idempotent request (POST, PATCH) once it was sent.
+	// NextUpstreamTries bounds the replicas tried for one request after a connection error or
+	// timeout (never after a response such as the service's 503). Every method is retried: a
+	// POST carries an Idempotency-Key (docs/nginx.md).
 	NextUpstreamTries   int
 	NextUpstreamTimeout time.Duration
 

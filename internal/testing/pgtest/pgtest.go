@@ -59,6 +59,10 @@ type Server struct {
 	Port     int
 	Password string // password of the superuser "postgres"
 
+	// Durable keeps fsync and synchronous commit on (set before Start). Off by
+	// default for speed, which loses acknowledged commits in a crash (Kill).
+	Durable bool
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -162,17 +166,18 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"),
+	args := []string{
 		"-D", filepath.Join(s.Dir, "data"),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "port="+strconv.Itoa(s.Port),
+		"-c", "port=" + strconv.Itoa(s.Port),
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=300",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
 		"-c", "log_min_messages=warning",
-	)
+	}
+	if !s.Durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig: if the test binary dies, take the server down with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
@@ -234,6 +239,66 @@ func (s *Server) Stop() error {
 	}
 	s.cmd = nil
 	return nil
+}
+
+// Kill ends the server as kill -9 of a database container does: SIGKILL to
+// the postmaster and every backend at once, so clients' connections break
+// without a goodbye and the next Start runs crash recovery.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return nil
+	}
+	// Backends call setsid, so the postmaster's process group does not hold
+	// them: find them by their parent.
+	pids := append(children(s.cmd.Process.Pid), s.cmd.Process.Pid)
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("pgtest: kill postgres process %d: %w", pid, err)
+		}
+	}
+	<-s.done
+	s.cmd = nil
+	// A backend that still holds the shared memory makes the next postmaster refuse to start.
+	for _, pid := range pids {
+		for i := 0; alive(pid); i++ {
+			if i == 500 {
+				return fmt.Errorf("pgtest: postgres process %d still running 5s after SIGKILL", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, child)
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
 }
 
 // Close stops the server and removes its directory.
@@ -350,7 +415,13 @@ func NewDatabase(tb testing.TB) string {
 // applied: the schema the service runs on.
 func NewMigratedDatabase(tb testing.TB) string {
 	tb.Helper()
-	dsn := NewDatabase(tb)
+	return Shared(tb).NewMigratedDatabase(tb)
+}
+
+// NewMigratedDatabase is NewDatabase on s with every migration applied.
+func (s *Server) NewMigratedDatabase(tb testing.TB) string {
+	tb.Helper()
+	dsn := s.NewDatabase(tb)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
@@ -368,6 +439,18 @@ func NewMigratedDatabase(tb testing.TB) string {
 // stop and restart it); it is closed at cleanup.
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
+	return newServer(tb, false)
+}
+
+// NewDurableServer is NewServer with fsync and synchronous commit on, for
+// tests that crash it (Kill) and count the acknowledged writes it kept.
+func NewDurableServer(tb testing.TB) *Server {
+	tb.Helper()
+	return newServer(tb, true)
+}
+
+func newServer(tb testing.TB, durable bool) *Server {
+	tb.Helper()
 	s, err := New()
 	if errors.Is(err, errUnavailable) {
 		tb.Skipf("skipping: %v", err)
@@ -375,6 +458,7 @@ func NewServer(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
+	s.Durable = durable
 	tb.Cleanup(s.Close)
 	if err := s.Start(); err != nil {
 		tb.Fatalf("pgtest: %v", err)

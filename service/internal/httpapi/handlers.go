@@ -57,12 +57,10 @@ func (s *server) handleStartedz() echo.HandlerFunc {
 	}
 }
 
-// pingDatabase is the readiness check (SELECT 1 within readyTimeout); a success marks the
-// process started.
+// pingDatabase is the readiness check (readyCheck: one SELECT 1 a second, shared by concurrent
+// callers); a success marks the process started.
 func (s *server) pingDatabase(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.ready.check(ctx); err != nil {
 		if notes.ErrorCode(err) != notes.EUNAVAILABLE {
 			err = &notes.Error{Code: notes.EUNAVAILABLE, Message: "database unavailable", Err: err}
 		}

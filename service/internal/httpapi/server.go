@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -65,6 +66,7 @@ type server struct {
 	tokens    *Tokens
 	metrics   *httpMetrics
 	registry  *prometheus.Registry
+	ready     *readyCheck
 	// routes are the route templates of the router, the only values of the
 	// metrics' route label besides "unmatched". Set once in New, before
 	// any request.
@@ -100,6 +102,7 @@ func New(o Options) http.Handler {
 		tokens:    o.Tokens,
 		metrics:   newHTTPMetrics(o.Registry),
 		registry:  o.Registry,
+		ready:     &readyCheck{ping: func(ctx context.Context) error { return o.Store.Ping(ctx) }, ttl: readyCacheTTL, timeout: readyTimeout},
 	}
 
 	e := echo.New()

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,10 +89,13 @@ const (
 )
 
 // Create inserts a note without an idempotency key and returns it as stored.
+// It is not repeated after a lost connection: the note may have been stored
+// (a request with an Idempotency-Key can be repeated, CreateIdempotent).
 func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, error) {
 	rows, _ := s.pool.Query(ctx, insertQuery, title, body, nil)
 	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
 	if err != nil {
+		s.lost(err)
 		return notes.Note{}, mapError(err, "create note")
 	}
 	return n, nil
@@ -106,7 +111,15 @@ const getByKeyQuery = "SELECT " + noteColumns + " FROM notes WHERE idempotency_k
 // cannot see the winner, which is why the read is a separate statement
 // rather than a CTE. If the winner is deleted between the two statements
 // the key is free again and the insert is retried.
-func (s *Store) CreateIdempotent(ctx context.Context, key, title, body string) (notes.Note, bool, error) {
+func (s *Store) CreateIdempotent(ctx context.Context, key, title, body string) (n notes.Note, created bool, err error) {
+	err = s.again(func() error {
+		n, created, err = s.createIdempotent(ctx, key, title, body)
+		return err
+	})
+	return n, created, err
+}
+
+func (s *Store) createIdempotent(ctx context.Context, key, title, body string) (notes.Note, bool, error) {
 	for range 3 {
 		rows, _ := s.pool.Query(ctx, insertQuery, title, body, key)
 		n, err := pgx.CollectExactlyOneRow(rows, scanNote)
@@ -130,9 +143,12 @@ func (s *Store) CreateIdempotent(ctx context.Context, key, title, body string) (
 }
 
 // Get returns the note with id, or ENOTFOUND.
-func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
-	rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)
-	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
+func (s *Store) Get(ctx context.Context, id int64) (n notes.Note, err error) {
+	err = s.again(func() error {
+		rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)
+		n, err = pgx.CollectExactlyOneRow(rows, scanNote)
+		return err
+	})
 	if err != nil {
 		return notes.Note{}, mapError(err, "get note")
 	}
@@ -142,13 +158,18 @@ func (s *Store) Get(ctx context.Context, id int64) (notes.Note, error) {
 // List returns up to limit notes, newest first, strictly after the cursor.
 // It reads one extra row to know whether a next page exists.
 func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes.Page, error) {
-	var rows pgx.Rows
-	if after == nil {
-		rows, _ = s.pool.Query(ctx, listQuery, limit+1)
-	} else {
-		rows, _ = s.pool.Query(ctx, listAfterQuery, after.CreatedAt, after.ID, limit+1)
-	}
-	list, err := pgx.CollectRows(rows, scanNote)
+	var list []notes.Note
+	err := s.again(func() error {
+		var rows pgx.Rows
+		if after == nil {
+			rows, _ = s.pool.Query(ctx, listQuery, limit+1)
+		} else {
+			rows, _ = s.pool.Query(ctx, listAfterQuery, after.CreatedAt, after.ID, limit+1)
+		}
+		var err error
+		list, err = pgx.CollectRows(rows, scanNote)
+		return err
+	})
 	if err != nil {
 		return notes.Page{}, mapError(err, "list notes")
 	}
@@ -164,22 +185,30 @@ func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes
 	return page, nil
 }
 
-// Update applies p to the note with id and returns the result.
-func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (notes.Note, error) {
-	rows, _ := s.pool.Query(ctx, `UPDATE notes
-		SET title = coalesce($2, title), body = coalesce($3, body)
-		WHERE id = $1 RETURNING `+noteColumns, id, p.Title, p.Body)
-	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
+// Update applies p to the note with id and returns the result. Setting
+// values twice gives the same note, so it is repeated after a lost
+// connection.
+func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (n notes.Note, err error) {
+	err = s.again(func() error {
+		rows, _ := s.pool.Query(ctx, `UPDATE notes
+			SET title = coalesce($2, title), body = coalesce($3, body)
+			WHERE id = $1 RETURNING `+noteColumns, id, p.Title, p.Body)
+		n, err = pgx.CollectExactlyOneRow(rows, scanNote)
+		return err
+	})
 	if err != nil {
 		return notes.Note{}, mapError(err, "update note")
 	}
 	return n, nil
 }
 
-// Delete removes the note with id, or returns ENOTFOUND.
+// Delete removes the note with id, or returns ENOTFOUND. It is not
+// repeated after a lost connection: a repeat of a delete that was done
+// would answer ENOTFOUND.
 func (s *Store) Delete(ctx context.Context, id int64) error {
 	tag, err := s.pool.Exec(ctx, "DELETE FROM notes WHERE id = $1", id)
 	if err != nil {
+		s.lost(err)
 		return mapError(err, "delete note")
 	}
 	if tag.RowsAffected() == 0 {
@@ -191,10 +220,56 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 // Ping runs SELECT 1.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+	if err := s.again(func() error { return s.pool.QueryRow(ctx, "SELECT 1").Scan(&one) }); err != nil {
 		return mapError(err, "ping")
 	}
 	return nil
+}
+
+// again runs a statement that gives the same result when repeated (a read,
+// or a write that sets values) and runs it once more when its connection
+// turned out to be lost: after a restart of Postgres the pool's connections
+// are all broken, and the first statement on each finds out only when it
+// reads the answer (the server's FATAL, or EOF, waiting in the socket).
+// The repeat gets a fresh connection: lost has reset the pool.
+func (s *Store) again(f func() error) error {
+	err := f()
+	if err != nil && s.lost(err) {
+		err = f()
+		if err != nil {
+			s.lost(err)
+		}
+	}
+	return err
+}
+
+// lost reports whether err means the session behind the statement's
+// connection is gone (the server shut down, crashed or restarted, the
+// backend was terminated, or the network dropped the connection). Then the
+// other idle connections most likely went with it, so the pool closes them
+// all (pgxpool.Pool.Reset) instead of handing out each one to fail one
+// more request. A failure to connect is not a loss: there was no session.
+func (s *Store) lost(err error) bool {
+	if !connLost(err) {
+		return false
+	}
+	s.pool.Reset()
+	return true
+}
+
+func connLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 57P01 admin_shutdown (also a terminated backend and a
+		// postmaster that died), 57P02 crash_shutdown.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02"
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Seed inserts count generated notes with COPY and returns how many it wrote.
