@@ -77,6 +77,11 @@ type Config struct {
 	// Engine is how the stack's resources are declared (notes:engine): plain containers on one
 	// host, or Swarm services.
 	Engine Engine
+
+	// Nodes of a swarm beyond the manager (engine swarm).
+	Workers            []Worker // notes:workers
+	ManagerLabels      []string // notes:managerLabels; nil: the roles no worker has
+	MaxReplicasPerNode int      // app tasks per node; 0: no limit
 }
 
 // ConfigError names the offending config key.
@@ -152,9 +157,21 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		SmokeCheck: r.boolean("smokeCheck", true),
 
 		Engine: Engine(r.str("engine", string(EngineContainers))),
+
+		MaxReplicasPerNode: r.integer("maxReplicasPerNode", 0),
 	}
 	if err := c.TryObject("sshOpts", &cfg.SSHOpts); err != nil && !errors.Is(err, config.ErrMissingVar) {
 		r.errs = append(r.errs, keyErr("sshOpts", "must be a list of strings: %v", err))
+	}
+	var workers []rawWorker
+	if err := c.TryObject("workers", &workers); err != nil && !errors.Is(err, config.ErrMissingVar) {
+		r.errs = append(r.errs, keyErr("workers", "must be a list of {host: ssh://user@host[:port], labels: [db, edge]}: %v", err))
+	}
+	var errs []error
+	cfg.Workers, errs = parseWorkers(workers)
+	r.errs = append(r.errs, errs...)
+	if err := c.TryObject("managerLabels", &cfg.ManagerLabels); err != nil && !errors.Is(err, config.ErrMissingVar) {
+		r.errs = append(r.errs, keyErr("managerLabels", "must be a list of node labels (db, edge): %v", err))
 	}
 	if r.err() != nil {
 		return nil, r.err()
@@ -206,8 +223,8 @@ func (c *Config) Validate() error {
 	if c.Bootstrap && !c.DockerHost.IsSSH() {
 		add("bootstrap", "only valid with an ssh:// dockerHost (it installs Docker over SSH)")
 	}
-	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() {
-		add("sshOpts", "only used with an ssh:// dockerHost")
+	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() && !c.Clustered() {
+		add("sshOpts", "only used with an ssh:// dockerHost or notes:workers")
 	}
 	if c.Replicas < 1 || c.Replicas > 20 {
 		add("replicas", "must be between 1 and 20, got %d", c.Replicas)
@@ -309,7 +326,7 @@ func (c *Config) Validate() error {
 	if c.BackupKeep < 1 {
 		add("backupRetention", "must keep at least 1 dump, got %d", c.BackupKeep)
 	}
-	for _, e := range c.validateEngine() {
+	for _, e := range append(c.validateEngine(), c.validateCluster()...) {
 		add(e.Key, "%s", e.Msg)
 	}
 	return errors.Join(errs...)

@@ -74,6 +74,10 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 			outs["stdout"] = resource.NewStringProperty(rev)
 		case strings.HasSuffix(args.Name, "-image"):
 			outs["stdout"] = resource.NewStringProperty("sha256:" + strings.Repeat("ab", 32))
+		case strings.HasSuffix(args.Name, "-digest"):
+			outs["stdout"] = resource.NewStringProperty("pushed@sha256:" + strings.Repeat("ef", 32) + "\n")
+		case strings.Contains(args.Name, "-swarm-worker-"):
+			outs["stdout"] = resource.NewStringProperty("node-" + args.Name[strings.LastIndex(args.Name, "-worker-")+len("-worker-"):] + "\n")
 		case strings.HasSuffix(args.Name, "-migrate"):
 			if m.migrationExit != 0 {
 				// scripts/migrate.sh exits with the migration's status; the command fails.

@@ -16,6 +16,9 @@ var swarmManagerScript string
 //go:embed scripts/swarm-watch.sh
 var swarmWatchScript string
 
+//go:embed scripts/swarm-digest.sh
+var swarmDigestScript string
+
 //go:embed scripts/swarm-db-password.sh
 var swarmDBPasswordScript string
 
@@ -29,6 +32,7 @@ type Swarm struct {
 	pulumi.ResourceState
 
 	Manager   *local.Command // swarm init when needed, node labels
+	Nodes     swarmNodes     // the workers and every node's labels (none on one host)
 	Database  *docker.Service
 	Migration *local.Command
 	App       *docker.Service
@@ -91,6 +95,10 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 	if sw.Manager, err = d.manager(name, host); err != nil {
 		return nil, err
 	}
+	if sw.Nodes, err = d.nodes(sw.Manager); err != nil {
+		return nil, err
+	}
+	d.nodesReady = sw.Nodes.ready()
 	if err := d.network(); err != nil {
 		return nil, err
 	}
@@ -154,11 +162,17 @@ type swarmDeploy struct {
 	env      pulumi.StringMap      // the environment of commands on the manager
 	net      *Network
 	networks docker.ServiceTaskSpecNetworksAdvancedArray
+	// nodesReady is what the services wait for: the workers joined and the nodes labelled.
+	nodesReady []pulumi.Resource
 }
 
-// opts are the options of a resource of the stack: its parent, the provider and more.
+// opts are the options of a resource of the stack: its parent, the provider, the nodes and more.
 func (d *swarmDeploy) opts(more ...pulumi.ResourceOption) []pulumi.ResourceOption {
-	return append([]pulumi.ResourceOption{d.parent, d.prov}, more...)
+	o := []pulumi.ResourceOption{d.parent, d.prov}
+	if len(d.nodesReady) > 0 {
+		o = append(o, pulumi.DependsOn(d.nodesReady))
+	}
+	return append(o, more...)
 }
 
 // res declares the Docker secrets and configs of role.
