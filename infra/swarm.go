@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
@@ -190,8 +191,13 @@ func (d *swarmDeploy) placeOnDBNode() []string {
 // sets up, which waits for the manager (a component's dependencies do not reach its children).
 func (d *swarmDeploy) manager(name string, host *Host) (*local.Command, error) {
 	advertise := ""
-	if d.cfg.DockerHost.Kind == UnixHost {
+	switch {
+	case d.cfg.DockerHost.Kind == UnixHost:
 		advertise = "127.0.0.1"
+	case d.cfg.Clustered() && net.ParseIP(d.cfg.DockerHost.Host) != nil:
+		// The address the workers reach: a host with several interfaces (docker0 is one)
+		// may otherwise advertise another one. One host keeps Docker's choice.
+		advertise = d.cfg.DockerHost.Host
 	}
 	initCmd, env := d.on.Script(swarmManagerScript, "init", d.cfg.Stack, advertise)
 	releaseCmd, _ := d.on.Script(swarmManagerScript, "release", d.cfg.Stack)

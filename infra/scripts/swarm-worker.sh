@@ -15,8 +15,14 @@ case $1 in
     docker swarm join-token -q worker
     ;;
   join)
-    read -r mgr
-    read -r token
+    # $(cat), not read: the input has no final newline (Pulumi trims a command's stdout).
+    input=$(cat)
+    mgr=$(printf '%s\n' "$input" | sed -n 1p)
+    token=$(printf '%s\n' "$input" | sed -n 2p)
+    if [ -z "$mgr" ] || [ -z "$token" ]; then
+      echo "phase swarm: FAILED: no manager address and join token on stdin" >&2
+      exit 1
+    fi
     state=$(docker info --format '{{.Swarm.LocalNodeState}}')
     case $state in
       active)
@@ -46,7 +52,7 @@ case $1 in
     docker info --format '{{.Swarm.NodeID}}'
     ;;
   drain)
-    read -r node
+    node=$(cat)
     if ! docker node inspect "$node" >/dev/null 2>&1; then
       echo "phase swarm: node $node is not in the swarm any more" >&2
       exit 0
@@ -70,7 +76,7 @@ case $1 in
     fi
     ;;
   remove)
-    read -r node
+    node=$(cat)
     docker node inspect "$node" >/dev/null 2>&1 || exit 0
     i=0
     until [ "$(docker node inspect -f '{{.Status.State}}' "$node")" = down ] || [ "$i" -ge 30 ]; do
