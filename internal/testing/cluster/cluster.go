@@ -653,8 +653,3 @@ func mustOut(t testing.TB, name string, args ...string) []byte {
 	}
 	return out
 }
-
-func mustCmd(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	return string(out), err
-}
