@@ -95,13 +95,16 @@ func (c *Config) ManagerRoles() []string {
 }
 
 // EdgeNodes is how many nodes run nginx.
-func (c *Config) EdgeNodes() int {
+func (c *Config) EdgeNodes() int { return c.nodesWith(RoleEdge) }
+
+// nodesWith counts the nodes (manager and workers) that carry role.
+func (c *Config) nodesWith(role string) int {
 	n := 0
-	if slices.Contains(c.ManagerRoles(), RoleEdge) {
+	if slices.Contains(c.ManagerRoles(), role) {
 		n++
 	}
 	for _, w := range c.Workers {
-		if slices.Contains(w.Labels, RoleEdge) {
+		if slices.Contains(w.Labels, role) {
 			n++
 		}
 	}
@@ -140,16 +143,7 @@ func (c *Config) validateCluster() []*ConfigError {
 	if c.Clustered() && c.PushRegistry == "" {
 		add("pushRegistry", "required with notes:workers: every node pulls the app image from it (a registry the stack runs itself is not implemented yet)")
 	}
-	dbNodes := 0
-	if slices.Contains(c.ManagerRoles(), RoleDB) {
-		dbNodes++
-	}
-	for _, w := range c.Workers {
-		if slices.Contains(w.Labels, RoleDB) {
-			dbNodes++
-		}
-	}
-	if !c.ExternalDB && dbNodes != 1 {
+	if dbNodes := c.nodesWith(RoleDB); !c.ExternalDB && dbNodes != 1 {
 		add("workers", "exactly one node (a worker or, by notes:managerLabels, the manager) must carry the label %s, found %d: Postgres and its volume live on one node", RoleDB, dbNodes)
 	}
 	if c.EdgeNodes() == 0 {
