@@ -142,9 +142,11 @@ func TestCluster(t *testing.T) {
 		<-done
 		l.report(t, "cluster: node 3 killed under load")
 		l.mu.Lock()
-		var last time.Duration
+		// Seconds until none fail: the last failed request's start after the kill (a request
+		// sent later never failed), and when it failed.
+		var lastSent, lastFailed time.Duration
 		for _, at := range l.failedAt {
-			last = max(last, at.Sub(killed))
+			lastSent, lastFailed = max(lastSent, at[0].Sub(killed)), max(lastFailed, at[1].Sub(killed))
 		}
 		failed := len(l.failures)
 		for i, f := range l.failures {
@@ -154,8 +156,8 @@ func TestCluster(t *testing.T) {
 			t.Logf("failed request: %s", f)
 		}
 		l.mu.Unlock()
-		t.Logf("node loss: %d failed requests; the last one %.1f s after the kill; app tasks back to 3 on the living nodes after %.1f s",
-			failed, last.Seconds(), rescheduled.Seconds())
+		t.Logf("node loss: %d failed requests of %d; the last failed one was sent %.1f s after the kill and failed at %.1f s; app tasks back to 3 on the living nodes after %.1f s",
+			failed, len(l.latencies), lastSent.Seconds(), lastFailed.Seconds(), rescheduled.Seconds())
 		if len(l.acked) == 0 {
 			t.Error("no write was acknowledged during the node loss")
 		}

@@ -26,7 +26,7 @@ type load struct {
 	mu        sync.Mutex
 	latencies []time.Duration
 	failures  []string
-	failedAt  []time.Time // when each of failures was seen
+	failedAt  [][2]time.Time // when each of failures was sent and when it failed
 	acked     map[int64]notePayload
 	replayed  int // POSTs answered as a replay of an earlier attempt (Idempotent-Replayed)
 	// plain: a client like wrk or curl, which sends no Idempotency-Key and never retries
@@ -76,7 +76,7 @@ func (l *load) record(start time.Time, failure string) {
 	l.latencies = append(l.latencies, time.Since(start))
 	if failure != "" {
 		l.failures = append(l.failures, failure)
-		l.failedAt = append(l.failedAt, time.Now())
+		l.failedAt = append(l.failedAt, [2]time.Time{start, time.Now()})
 	}
 }
 

@@ -328,12 +328,12 @@ StrictModes no
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	f, err := os.OpenFile(c.SSH.KnownHosts, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
+	known, _ := os.ReadFile(c.SSH.KnownHosts)
+	if entry := fmt.Sprintf("%s %s", n.Addr, pub); !strings.Contains(string(known), entry) {
+		if err := os.WriteFile(c.SSH.KnownHosts, append(known, entry...), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
 	}
-	fmt.Fprintf(f, "%s %s", n.Addr, pub)
-	f.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", n.Addr+":22", time.Second)
@@ -415,6 +415,7 @@ func (n *Node) Kill() {
 	n.c.t.Helper()
 	must(n.c.t, "ip", "link", "set", n.veth, "down")
 	pids := n.containerPIDs()
+	n.stopSSHD()
 	if n.daemon != nil && n.daemon.Process != nil {
 		n.daemon.Process.Kill()
 	}
@@ -440,6 +441,9 @@ func (n *Node) Restart() {
 		os.Remove(n.pidFile)
 		n.startDaemon()
 		if err = n.awaitDaemon(90 * time.Second); err == nil {
+			// A new sshd: the old one's mount namespace holds the dead daemon's socket.
+			n.startSSHD()
+			n.checkSSH()
 			return
 		}
 		n.c.t.Logf("cluster: restart of %s, attempt %d: %v", n.Name, attempt, err)
@@ -503,9 +507,7 @@ func (n *Node) containerPIDs() []int {
 // namespace.
 func (n *Node) stop() []error {
 	var errs []error
-	if n.sshd != nil && n.sshd.Process != nil {
-		n.sshd.Process.Kill()
-	}
+	n.stopSSHD()
 	if n.daemon != nil && !n.waitGone(0) {
 		n.daemon.Process.Signal(syscall.SIGTERM)
 		if !n.waitGone(30 * time.Second) {
@@ -523,6 +525,13 @@ func (n *Node) stop() []error {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	return errs
+}
+
+func (n *Node) stopSSHD() {
+	if n.sshd != nil && n.sshd.Process != nil {
+		n.sshd.Process.Kill()
+		n.sshd = nil
+	}
 }
 
 // processesWithArg are the pids whose command line has flag followed by value.
