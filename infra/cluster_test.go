@@ -64,6 +64,21 @@ func TestSwarmCluster(t *testing.T) {
 		t.Errorf("labels command %q labels the manager db, though a worker is", labels)
 	}
 
+	// The db node is a worker: the volumes of Postgres are created on its daemon.
+	dbProv := m.named(t, "notes-dev-swarm-docker-db")
+	if got := str(prop(dbProv, "host")); got != "ssh://deploy@10.0.0.12" {
+		t.Errorf("db node provider host = %q", got)
+	}
+	if !dependsOn(dbProv, urnOf(m.named(t, "notes-dev-swarm-worker-10.0.0.12-22"))) {
+		t.Error("the db node's provider does not wait for its join")
+	}
+	if p := m.named(t, "notes-dev-net-pgdata").Provider; !strings.Contains(p, "notes-dev-swarm-docker-db") {
+		t.Errorf("pgdata volume provider = %q, want the db node's", p)
+	}
+	if p := m.named(t, "notes-dev-net-network").Provider; strings.Contains(p, "docker-db") {
+		t.Errorf("the overlay network is created on the db node (%q), want the manager", p)
+	}
+
 	app := m.named(t, "notes-dev-app")
 	spec := prop(app, "taskSpec").ObjectValue()
 	placement := spec["placement"].ObjectValue()

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
@@ -99,7 +100,7 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 	if sw.Nodes, err = d.nodes(sw.Manager); err != nil {
 		return nil, err
 	}
-	d.nodesReady = sw.Nodes.ready()
+	d.cluster, d.nodesReady = sw.Nodes, sw.Nodes.ready()
 	if err := d.network(); err != nil {
 		return nil, err
 	}
@@ -163,6 +164,7 @@ type swarmDeploy struct {
 	env      pulumi.StringMap      // the environment of commands on the manager
 	net      *Network
 	networks docker.ServiceTaskSpecNetworksAdvancedArray
+	cluster  swarmNodes // the workers and labels (nodes)
 	// nodesReady is what the services wait for: the workers joined and the nodes labelled.
 	nodesReady []pulumi.Resource
 }
@@ -223,6 +225,22 @@ func (d *swarmDeploy) manager(name string, host *Host) (*local.Command, error) {
 	return mgr, nil
 }
 
+// dbNodeProvider is a Docker provider for the worker labelled db (over ssh, after its join):
+// a volume is local to its node, so the volumes of Postgres and its backups are created where
+// their tasks run. Nil when the manager is the db node.
+func (d *swarmDeploy) dbNodeProvider() (*docker.Provider, error) {
+	for i, w := range d.cfg.Workers {
+		if !slices.Contains(w.Labels, RoleDB) {
+			continue
+		}
+		return docker.NewProvider(d.ctx, d.cfg.Name("swarm", "docker", "db"), &docker.ProviderArgs{
+			Host:    pulumi.String(w.Host.String()),
+			SshOpts: pulumi.ToStringArray(NewOnHost(w.Host, d.cfg.SSHOpts).ProviderSSHOpts()),
+		}, d.parent, pulumi.DependsOn([]pulumi.Resource{d.cluster.workers[i]}))
+	}
+	return nil, nil
+}
+
 // network is the attachable overlay network (the migrate job joins it as a plain container) and
 // the stack's volumes.
 func (d *swarmDeploy) network() error {
@@ -233,8 +251,13 @@ func (d *swarmDeploy) network() error {
 	if d.cfg.BackupsEnabled {
 		volumes = append(volumes, "backups")
 	}
+	volProv, err := d.dbNodeProvider()
+	if err != nil {
+		return err
+	}
 	net, err := NewNetwork(d.ctx, d.cfg.Name("net"), &NetworkArgs{
 		Stack: d.cfg.Stack, Provider: d.provider, Volumes: volumes, Protect: d.cfg.Protect, Overlay: true,
+		VolumeProvider: volProv,
 	}, d.parent)
 	if err != nil {
 		return err
