@@ -423,15 +423,21 @@ func (n *Node) Kill() {
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	// And the containerd shims: a dead host has none, and a restarted containerd waits for
+	// them long enough for dockerd to give up on it.
+	for _, pid := range processesWithArg("-namespace", n.Name) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 	n.waitGone(10 * time.Second)
 	// A dead daemon's pid file makes the next start refuse to run.
 	os.Remove(n.pidFile)
 }
 
 // Restart brings a killed node back: link up, the daemon started again on its data (it
-// rejoins its swarm by itself). On a loaded machine dockerd can give up waiting for its
-// containerd ("timeout waiting for containerd to start"); it is started again then, up to
-// three times.
+// rejoins its swarm by itself). Seen here on the first start after every Kill: dockerd gives
+// up waiting for its new containerd ("timeout waiting for containerd to start"; the cause is
+// not found yet, the old containerd and the shims are gone by then) and the second start
+// works; it is started up to three times.
 func (n *Node) Restart() {
 	n.c.t.Helper()
 	must(n.c.t, "ip", "link", "set", n.veth, "up")
@@ -446,7 +452,7 @@ func (n *Node) Restart() {
 			n.checkSSH()
 			return
 		}
-		n.c.t.Logf("cluster: restart of %s, attempt %d: %v", n.Name, attempt, err)
+		n.c.t.Logf("cluster: restart of %s, attempt %d: %v:\n%s", n.Name, attempt, err, n.Log(3))
 		n.daemon.Process.Kill()
 		n.waitGone(10 * time.Second)
 	}
@@ -577,8 +583,14 @@ func (c *Cluster) cleanup() {
 		os.RemoveAll(n.execDir)
 		os.Remove(n.Socket)
 		os.Remove(n.pidFile)
-		for _, ctl := range []string{"pids", "memory", "cpu,cpuacct", "cpuset", "blkio", "devices", "freezer", "systemd"} {
-			removeCgroupTree(filepath.Join("/sys/fs/cgroup", ctl, n.cgroup))
+		// Every hierarchy: v1 controllers, systemd's and the unified one.
+		ctls, _ := os.ReadDir("/sys/fs/cgroup")
+		for _, ctl := range ctls {
+			dir := filepath.Join("/sys/fs/cgroup", ctl.Name(), n.cgroup)
+			removeCgroupTree(dir)
+			if _, err := os.Stat(dir); err == nil {
+				errs = append(errs, fmt.Errorf("cgroup %s is left", dir))
+			}
 		}
 	}
 	if c.Bridge != "" && c.Gateway != "" {
