@@ -94,6 +94,11 @@ type Config struct {
 	// Engine is how the stack's resources are declared (notes:engine): plain containers on one
 	// host, or Swarm services.
 	Engine Engine
+
+	// Nodes of a swarm beyond the manager (engine swarm).
+	Workers            []Worker // notes:workers
+	ManagerLabels      []string // notes:managerLabels; nil: the roles no worker has
+	MaxReplicasPerNode int      // app tasks per node; 0: no limit
 }
 
 // The values of notes:writeAuth (the service's WRITE_AUTH).
@@ -188,9 +193,21 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		SmokeCheck: r.boolean("smokeCheck", true),
 
 		Engine: Engine(r.str("engine", string(EngineContainers))),
+
+		MaxReplicasPerNode: r.integer("maxReplicasPerNode", 0),
 	}
 	if err := c.TryObject("sshOpts", &cfg.SSHOpts); err != nil && !errors.Is(err, config.ErrMissingVar) {
 		r.errs = append(r.errs, keyErr("sshOpts", "must be a list of strings: %v", err))
+	}
+	var workers []rawWorker
+	if err := c.TryObject("workers", &workers); err != nil && !errors.Is(err, config.ErrMissingVar) {
+		r.errs = append(r.errs, keyErr("workers", "must be a list of {host: ssh://user@host[:port], labels: [db, edge]}: %v", err))
+	}
+	var errs []error
+	cfg.Workers, errs = parseWorkers(workers)
+	r.errs = append(r.errs, errs...)
+	if err := c.TryObject("managerLabels", &cfg.ManagerLabels); err != nil && !errors.Is(err, config.ErrMissingVar) {
+		r.errs = append(r.errs, keyErr("managerLabels", "must be a list of node labels (db, edge): %v", err))
 	}
 	if r.err() != nil {
 		return nil, r.err()
@@ -260,8 +277,8 @@ func (c *Config) Validate() error {
 	case c.DockerTLS.Set && c.DockerHost.Kind != TCPHost:
 		add("dockerTlsCa", "TLS client certificates are only used with a tcp:// dockerHost")
 	}
-	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() {
-		add("sshOpts", "only used with an ssh:// dockerHost")
+	if len(c.SSHOpts) > 0 && !c.DockerHost.IsSSH() && !c.Clustered() {
+		add("sshOpts", "only used with an ssh:// dockerHost or notes:workers")
 	}
 	if c.Replicas < 1 || c.Replicas > 20 {
 		add("replicas", "must be between 1 and 20, got %d", c.Replicas)
@@ -398,7 +415,7 @@ func (c *Config) Validate() error {
 	if b := c.Connections(); b.Total > c.DBMaxConnections && c.DBPoolSize >= 1 && c.Replicas >= 1 {
 		add("dbMaxConnections", "%d is too few for this stack: %s; lower notes:replicas or notes:dbPoolSize, or raise notes:dbMaxConnections", c.DBMaxConnections, b)
 	}
-	for _, e := range c.validateEngine() {
+	for _, e := range append(c.validateEngine(), c.validateCluster()...) {
 		add(e.Key, "%s", e.Msg)
 	}
 	return errors.Join(errs...)

@@ -81,6 +81,10 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		case str(args.Inputs["create"]) == "cat":
 			// `cat` prints its stdin (the placeholder key), as the real command does.
 			outs["stdout"] = resource.NewStringProperty(str(args.Inputs["stdin"]))
+		case strings.HasSuffix(args.Name, "-digest"):
+			outs["stdout"] = resource.NewStringProperty("pushed@sha256:" + strings.Repeat("ef", 32) + "\n")
+		case strings.Contains(args.Name, "-swarm-worker-"):
+			outs["stdout"] = resource.NewStringProperty("node-" + args.Name[strings.LastIndex(args.Name, "-worker-")+len("-worker-"):] + "\n")
 		case strings.HasSuffix(args.Name, "-migrate"):
 			if m.migrationExit != 0 {
 				// scripts/migrate.sh exits with the migration's status; the command fails.

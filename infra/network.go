@@ -19,6 +19,9 @@ type NetworkArgs struct {
 	// Overlay makes it an attachable overlay network (engine swarm): services and the migration
 	// container join it.
 	Overlay bool
+	// VolumeProvider creates the volumes on another daemon than the network (engine swarm: the
+	// db node's, where the tasks that mount them run); nil: Provider.
+	VolumeProvider *docker.Provider
 }
 
 // Network is the user-defined bridge network every container joins (container names resolve on
@@ -42,6 +45,10 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 	prov := pulumi.Provider(args.Provider)
+	volProv := prov
+	if args.VolumeProvider != nil {
+		volProv = pulumi.Provider(args.VolumeProvider)
+	}
 	netArgs := &docker.NetworkArgs{
 		Name:   pulumi.String(name),
 		Driver: pulumi.String("bridge"),
@@ -70,7 +77,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		v, err := docker.NewVolume(ctx, name+"-"+role, &docker.VolumeArgs{
 			Name:   pulumi.String(objectName(args.Stack, role)),
 			Labels: volumeLabels(args.Stack, role),
-		}, pulumi.Parent(n), prov, pulumi.Protect(args.Protect), pulumi.RetainOnDelete(args.Protect))
+		}, pulumi.Parent(n), volProv, pulumi.Protect(args.Protect), pulumi.RetainOnDelete(args.Protect))
 		if err != nil {
 			return nil, err
 		}

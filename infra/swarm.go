@@ -3,6 +3,8 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/notes-stack/notes/nginx"
@@ -17,6 +19,9 @@ var swarmManagerScript string
 //go:embed scripts/swarm-watch.sh
 var swarmWatchScript string
 
+//go:embed scripts/swarm-digest.sh
+var swarmDigestScript string
+
 //go:embed scripts/swarm-db-password.sh
 var swarmDBPasswordScript string
 
@@ -30,6 +35,7 @@ type Swarm struct {
 	pulumi.ResourceState
 
 	Manager   *local.Command // swarm init when needed, node labels
+	Nodes     swarmNodes     // the workers and every node's labels (none on one host)
 	Database  *docker.Service
 	Migration *local.Command
 	App       *docker.Service
@@ -100,6 +106,10 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 	if sw.Manager, err = d.manager(name, host); err != nil {
 		return nil, err
 	}
+	if sw.Nodes, err = d.nodes(sw.Manager); err != nil {
+		return nil, err
+	}
+	d.cluster, d.nodesReady = sw.Nodes, sw.Nodes.ready()
 	if err := d.network(); err != nil {
 		return nil, err
 	}
@@ -174,11 +184,18 @@ type swarmDeploy struct {
 	// smokeTrust is what the smoke check trusts besides the public CAs with tls=acme (the
 	// placeholder and notes:acmeCaBundle); the nginx phase sets it.
 	smokeTrust pulumi.StringOutput
+	cluster    swarmNodes // the workers and labels (nodes)
+	// nodesReady is what the services wait for: the workers joined and the nodes labelled.
+	nodesReady []pulumi.Resource
 }
 
-// opts are the options of a resource of the stack: its parent, the provider and more.
+// opts are the options of a resource of the stack: its parent, the provider, the nodes and more.
 func (d *swarmDeploy) opts(more ...pulumi.ResourceOption) []pulumi.ResourceOption {
-	return append([]pulumi.ResourceOption{d.parent, d.prov}, more...)
+	o := []pulumi.ResourceOption{d.parent, d.prov}
+	if len(d.nodesReady) > 0 {
+		o = append(o, pulumi.DependsOn(d.nodesReady))
+	}
+	return append(o, more...)
 }
 
 // res declares the Docker secrets and configs of role.
@@ -196,8 +213,13 @@ func (d *swarmDeploy) placeOnDBNode() []string {
 // sets up, which waits for the manager (a component's dependencies do not reach its children).
 func (d *swarmDeploy) manager(name string, host *Host) (*local.Command, error) {
 	advertise := ""
-	if d.cfg.DockerHost.Kind == UnixHost {
+	switch {
+	case d.cfg.DockerHost.Kind == UnixHost:
 		advertise = "127.0.0.1"
+	case d.cfg.Clustered() && net.ParseIP(d.cfg.DockerHost.Host) != nil:
+		// The address the workers reach: a host with several interfaces (docker0 is one)
+		// may otherwise advertise another one. One host keeps Docker's choice.
+		advertise = d.cfg.DockerHost.Host
 	}
 	initCmd, env := d.on.Script(swarmManagerScript, "init", d.cfg.Stack, advertise)
 	releaseCmd, _ := d.on.Script(swarmManagerScript, "release", d.cfg.Stack)
@@ -223,6 +245,22 @@ func (d *swarmDeploy) manager(name string, host *Host) (*local.Command, error) {
 	return mgr, nil
 }
 
+// dbNodeProvider is a Docker provider for the worker labelled db (over ssh, after its join):
+// a volume is local to its node, so the volumes of Postgres and its backups are created where
+// their tasks run. Nil when the manager is the db node.
+func (d *swarmDeploy) dbNodeProvider() (*docker.Provider, error) {
+	for i, w := range d.cfg.Workers {
+		if !slices.Contains(w.Labels, RoleDB) {
+			continue
+		}
+		return docker.NewProvider(d.ctx, d.cfg.Name("swarm", "docker", "db"), &docker.ProviderArgs{
+			Host:    pulumi.String(w.Host.String()),
+			SshOpts: pulumi.ToStringArray(NewOnHost(w.Host, d.cfg.SSHOpts).ProviderSSHOpts()),
+		}, d.parent, pulumi.DependsOn([]pulumi.Resource{d.cluster.workers[i]}))
+	}
+	return nil, nil
+}
+
 // network is the attachable overlay network (the migrate job joins it as a plain container) and
 // the stack's volumes.
 func (d *swarmDeploy) network() error {
@@ -236,8 +274,13 @@ func (d *swarmDeploy) network() error {
 	if d.cfg.TLS == nginx.TLSACME {
 		volumes = append(volumes, "letsencrypt", "acme-webroot")
 	}
+	volProv, err := d.dbNodeProvider()
+	if err != nil {
+		return err
+	}
 	net, err := NewNetwork(d.ctx, d.cfg.Name("net"), &NetworkArgs{
 		Stack: d.cfg.Stack, Provider: d.provider, Volumes: volumes, Protect: d.cfg.Protect, Overlay: true,
+		VolumeProvider: volProv,
 	}, d.parent)
 	if err != nil {
 		return err

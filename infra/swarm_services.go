@@ -119,6 +119,7 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 // swarmApp is the app side of a deploy: image, revision, migration, service and its watcher.
 type swarmApp struct {
 	imageID       pulumi.StringOutput
+	image         pulumi.StringOutput // what the tasks run: the tag, or with pushRegistry tag@digest
 	revision      pulumi.StringOutput
 	migrationName pulumi.StringOutput
 	migration     *local.Command
@@ -151,6 +152,22 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		return a, err
 	}
 	a.imageID = img.Stdout.ApplyT(parseImageID).(pulumi.StringOutput)
+	// With a registry the tasks reference the image by its digest: every node pulls exactly
+	// the image built here, whatever the tag points at later.
+	a.image = pulumi.String(cfg.ImageRef()).ToStringOutput()
+	if cfg.PushRegistry != "" {
+		digestCmd, _ := on.Script(swarmDigestScript, cfg.ImageRef())
+		dg, err := local.NewCommand(d.ctx, appName+"-digest", &local.CommandArgs{
+			Create:      pulumi.String(digestCmd),
+			Environment: d.env,
+			Triggers:    pulumi.Array{a.imageID},
+			Logging:     local.LoggingStderr,
+		}, d.parent, pulumi.DependsOn([]pulumi.Resource{img}))
+		if err != nil {
+			return a, err
+		}
+		a.image = dg.Stdout.ApplyT(strings.TrimSpace).(pulumi.StringOutput)
+	}
 
 	appSecret, err := d.res("app-database-url").secret(db.appURL)
 	if err != nil {
@@ -237,7 +254,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		EndpointSpec: docker.ServiceEndpointSpecArgs{Mode: pulumi.String("dnsrr")},
 		TaskSpec: docker.ServiceTaskSpecArgs{
 			ContainerSpec: docker.ServiceTaskSpecContainerSpecArgs{
-				Image:    pulumi.String(cfg.ImageRef()),
+				Image:    a.image,
 				Args:     pulumi.ToStringArray([]string{"serve"}),
 				User:     pulumi.String(serviceUser),
 				Env:      env,
@@ -258,6 +275,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 				Sysctl:          pulumi.StringMap{},
 			},
 			NetworksAdvanceds: d.networks,
+			Placement:         appPlacement(cfg),
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
 				MemoryBytes: pulumi.Int(cfg.ServiceMemoryMB << 20),
 				NanoCpus:    pulumi.Int(int(cpus * 1e9)),
@@ -339,9 +357,12 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 		ports = append(ports, hostPort(nginxHTTPSPort, cfg.HTTPSPort))
 	}
 	ng, err := docker.NewService(d.ctx, nginxName, &docker.ServiceArgs{
-		Name:         pulumi.String(nginxName),
-		Labels:       serviceLabels(cfg.Stack, "nginx"),
-		Mode:         replicated(1),
+		Name:   pulumi.String(nginxName),
+		Labels: serviceLabels(cfg.Stack, "nginx"),
+		// One task per edge node (at most one per node, below): what global mode does, but a
+		// replicated service grows from one host to several in place (a change of mode
+		// would replace it).
+		Mode:         replicated(cfg.EdgeNodes()),
 		EndpointSpec: docker.ServiceEndpointSpecArgs{Mode: pulumi.String("dnsrr"), Ports: ports},
 		TaskSpec: docker.ServiceTaskSpecArgs{
 			ContainerSpec: docker.ServiceTaskSpecContainerSpecArgs{
@@ -376,6 +397,19 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 		return nil, "", err
 	}
 	return ng, hashFiles(files), nil
+}
+
+// appPlacement spreads the app's tasks over the nodes (by node id, at most maxReplicasPerNode on
+// one); none on one host without a limit, where there is nothing to spread.
+func appPlacement(cfg *Config) docker.ServiceTaskSpecPlacementPtrInput {
+	if !cfg.Clustered() && cfg.MaxReplicasPerNode == 0 {
+		return nil
+	}
+	p := docker.ServiceTaskSpecPlacementArgs{Prefs: pulumi.ToStringArray([]string{"spread=node.id"})}
+	if cfg.MaxReplicasPerNode > 0 {
+		p.MaxReplicas = pulumi.Int(cfg.MaxReplicasPerNode)
+	}
+	return p
 }
 
 // swarmAppSpec is every non-secret app setting outside the image; its hash is part of the

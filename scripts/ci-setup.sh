@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${NOTES_SHARED_DIR:-$root/../shared}
 
-pkgs=(docker.io debootstrap nginx-light openssh-server postgresql-15 postgresql-client-15 wrk curl xz-utils ca-certificates jq shellcheck pebble)
+pkgs=(docker.io debootstrap nginx-light openssh-server iproute2 iptables util-linux postgresql-15 postgresql-client-15 wrk curl xz-utils ca-certificates jq shellcheck pebble)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -34,8 +34,10 @@ type load struct {
 	plain bool
 }
 
-// failedRequest is when a request failed and how: its status, or 0 for a transport error.
+// failedRequest is when a request was sent and failed, and how: its status, or 0 for a
+// transport error.
 type failedRequest struct {
+	sent   time.Time
 	at     time.Time
 	method string
 	status int
@@ -85,7 +87,7 @@ func (l *load) record(start time.Time, method string, status int, failure string
 	l.latencies = append(l.latencies, time.Since(start))
 	if failure != "" {
 		l.failures = append(l.failures, failure)
-		l.failed = append(l.failed, failedRequest{at: time.Now(), method: method, status: status})
+		l.failed = append(l.failed, failedRequest{sent: start, at: time.Now(), method: method, status: status})
 	}
 }
 

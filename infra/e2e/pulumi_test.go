@@ -206,6 +206,12 @@ func (s *stack) set(key, value string) {
 	s.run(time.Minute, "config", "set", key, "--", value)
 }
 
+// setPath sets a value inside a structured key (notes:workers[0].host).
+func (s *stack) setPath(key, value string) {
+	s.t.Helper()
+	s.run(time.Minute, "config", "set", "--path", key, "--", value)
+}
+
 func (s *stack) get(key string) string {
 	s.t.Helper()
 	return strings.TrimSpace(s.run(time.Minute, "config", "get", key))

@@ -1,0 +1,316 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/notes-stack/notes/internal/testing/cluster"
+)
+
+// TestCluster is engine swarm on three hosts: three Docker daemons in network namespaces of their
+// own (internal/testing/cluster), the manager and two workers, all reached over ssh as a user
+// reaches VMs. The stack's program joins the workers itself. Node 1 is the manager with the
+// db and edge labels, node 2 a worker with edge, node 3 a plain worker; the app image goes
+// through a registry:2 on node 1 (notes:pushRegistry, plain HTTP on the cluster's own subnet),
+// Postgres and nginx are copied into every node (the stand-in for a pull from Docker Hub).
+//
+// Up from scratch; the app's tasks on at least two nodes and nginx on both edge nodes; a
+// redeploy under a minute of load from a client that never retries: 0 failed; node 3's daemon
+// killed under load: the failed requests and the seconds until none fail, every acknowledged
+// write read back, its tasks rescheduled; node 3 back; destroy leaves nothing of the stack on
+// any node and the workers out of the swarm. The time of each step is logged ("timing: ...").
+func TestCluster(t *testing.T) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var c *cluster.Cluster
+	timed(t, "cluster: three nodes up", func() { c = cluster.New(t, 3) })
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	var goImage string
+	timed(t, "cluster: Go build image with the module cache", func() { goImage = warmGoImage(t) })
+	timed(t, "cluster: images copied into the nodes", func() {
+		c.LoadImages(c.Nodes, "postgres:17", "nginx:1.27")
+		c.LoadImages([]*cluster.Node{n1}, "registry:2", goImage)
+	})
+	// The registry is the harness's, not the stack's: what a user's pushRegistry would be.
+	if _, err := n1.Docker("run", "-d", "--name", "registry", "--restart", "always", "-p", "5000:5000", "registry:2"); err != nil {
+		t.Fatal(err)
+	}
+	registry := n1.Addr + ":5000"
+
+	var s *stack
+	t.Cleanup(func() { checkNothingOnNodes(t, c, s.prefix()) }) // after the stack's own cleanup
+	s, _ = devStack(t, "cl")
+	s.set("notes:engine", "swarm")
+	s.set("notes:dockerHost", n1.SSHHost())
+	s.setList("notes:sshOpts", c.SSH.Opts)
+	s.set("notes:bindAddress", "0.0.0.0")
+	s.set("notes:dbPort", "0")
+	s.set("notes:httpPort", "8080")
+	s.set("notes:replicas", "3")
+	s.set("notes:backups", "false")
+	s.set("notes:rateLimit", "6000000") // see TestDeployLocal
+	s.set("notes:pushRegistry", registry)
+	s.set("notes:goImage", goImage)
+	s.setList("notes:managerLabels", []string{"db", "edge"})
+	s.setPath("notes:workers[0].host", n2.SSHHost())
+	s.setPath("notes:workers[0].labels[0]", "edge")
+	s.setPath("notes:workers[1].host", n3.SSHHost())
+
+	timed(t, "cluster: up from scratch", func() { s.up() })
+	api := s.output("apiUrl")
+	if !strings.Contains(api, n1.Addr) {
+		t.Fatalf("apiUrl %s is not on the manager %s", api, n1.Addr)
+	}
+	ids := nodeIDs(t, c)
+	t.Run("app tasks on several nodes, nginx on both edge nodes", func(t *testing.T) {
+		app := taskNodes(t, n1, s.output("appService"))
+		if len(app) != 3 || len(uniq(app)) < 2 {
+			t.Errorf("app tasks run on nodes %v, want 3 tasks on at least 2 nodes", names(app, ids))
+		}
+		ng := taskNodes(t, n1, s.output("nginxService"))
+		slices.Sort(ng)
+		want := []string{ids[n1], ids[n2]}
+		slices.Sort(want)
+		if !slices.Equal(ng, want) {
+			t.Errorf("nginx tasks run on %v, want nodes 1 and 2", names(ng, ids))
+		}
+		db := taskNodes(t, n1, s.output("databaseService"))
+		if len(db) != 1 || db[0] != ids[n1] {
+			t.Errorf("postgres runs on %v, want node 1 (db)", names(db, ids))
+		}
+		img := strings.TrimSpace(mustDocker(t, n1, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", s.output("appService")))
+		if !strings.HasPrefix(img, registry+"/") || !strings.Contains(img, "@sha256:") {
+			t.Errorf("app image %q is not a reference by digest into %s", img, registry)
+		}
+		// Both edge nodes answer.
+		for _, n := range []*cluster.Node{n1, n2} {
+			expectStatus(t, client, fmt.Sprintf("http://%s:8080/readyz", n.Addr), 200)
+		}
+	})
+	timed(t, "cluster: unchanged up", func() { s.up("--expect-no-changes") })
+
+	t.Run("redeploy under load, plain client", func(t *testing.T) {
+		s.set("notes:appVersion", "e2e-2")
+		l := newPlainLoad(api, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { l.run(ctx, 16); close(done) }()
+		start := time.Now()
+		time.Sleep(5 * time.Second)
+		timed(t, "cluster: code-change up (e2e-2)", func() { s.up() })
+		time.Sleep(max(5*time.Second, time.Minute-time.Since(start)))
+		cancel()
+		<-done
+		l.report(t, "cluster: redeploy to e2e-2, 3 tasks on 3 nodes, no Idempotency-Key, no retries")
+		l.checkFailures(t)
+		l.verifyAcked(t)
+	})
+
+	t.Run("a worker dies under load", func(t *testing.T) {
+		l := newPlainLoad(api, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { l.run(ctx, 16); close(done) }()
+		time.Sleep(10 * time.Second)
+		before := taskNodes(t, n1, s.output("appService"))
+		killed := time.Now()
+		n3.Kill()
+		t.Logf("cluster: killed node 3 (%d of 3 app tasks on it)", count(before, ids[n3]))
+		// Until the swarm has three app tasks on the living nodes again, then 20 s more.
+		var rescheduled time.Duration
+		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			nodes := taskNodes(t, n1, s.output("appService"))
+			if len(nodes) == 3 && !slices.Contains(nodes, ids[n3]) {
+				rescheduled = time.Since(killed)
+				break
+			}
+		}
+		if rescheduled == 0 {
+			t.Errorf("the app's tasks were not rescheduled off the dead node within 3 minutes")
+		}
+		time.Sleep(20 * time.Second)
+		cancel()
+		<-done
+		l.report(t, "cluster: node 3 killed under load")
+		l.mu.Lock()
+		// Seconds until none fail: the last failed request's start after the kill (a request
+		// sent later never failed), and when it failed.
+		var lastSent, lastFailed time.Duration
+		for _, f := range l.failed {
+			lastSent, lastFailed = max(lastSent, f.sent.Sub(killed)), max(lastFailed, f.at.Sub(killed))
+		}
+		failed := len(l.failures)
+		for i, f := range l.failures {
+			if i == 10 {
+				break
+			}
+			t.Logf("failed request: %s", f)
+		}
+		l.mu.Unlock()
+		t.Logf("node loss: %d failed requests of %d; the last failed one was sent %.1f s after the kill and failed at %.1f s; app tasks back to 3 on the living nodes after %.1f s",
+			failed, len(l.latencies), lastSent.Seconds(), lastFailed.Seconds(), rescheduled.Seconds())
+		if len(l.acked) == 0 {
+			t.Error("no write was acknowledged during the node loss")
+		}
+		l.verifyAcked(t) // no acknowledged write lost
+	})
+
+	timed(t, "cluster: node 3 back", func() {
+		n3.Restart()
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+			st := strings.TrimSpace(mustDocker(t, n1, "node", "inspect", "-f", "{{.Status.State}}", ids[n3]))
+			if st == "ready" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node 3 is %q two minutes after its restart, want ready", st)
+			}
+		}
+	})
+	expectStatus(t, client, s.output("healthUrl"), 200)
+	timed(t, "cluster: destroy", func() { s.destroy() })
+	for _, n := range []*cluster.Node{n2, n3} {
+		if st, err := n.Docker("info", "--format", "{{.Swarm.LocalNodeState}}"); err != nil || st != "inactive" {
+			t.Errorf("worker %s after destroy: swarm state %q (%v), want inactive (it left)", n.Addr, st, err)
+		}
+	}
+}
+
+// warmGoImage is golang:1.26 with the module's dependencies downloaded and compiled, and
+// GOPROXY=off: the nodes have no way out, so the image build on the manager must find every
+// module in the image. Built on the host's daemon from the same first steps as the
+// Dockerfile's build stage (so its build cache answers), tagged by go.sum's hash, removed at
+// the end.
+func warmGoImage(t *testing.T) string {
+	t.Helper()
+	root := projectRoot(t)
+	dir := t.TempDir()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Dockerfile up to the build stage's dependency layer, then no module proxy.
+	text := string(dockerfile)
+	start := strings.Index(text, "ARG GO_IMAGE")
+	end := strings.Index(text, "COPY . .")
+	if start < 0 || end < 0 {
+		t.Fatal("Dockerfile: cannot find the build stage's dependency layer (ARG GO_IMAGE ... COPY . .)")
+	}
+	warm := text[start:end] + "ENV GOPROXY=off GOFLAGS=-mod=mod\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(warm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag := "notes-e2e-gowarm:" + randomSuffix(t)
+	cmd := exec.Command("docker", "build", "-q", "-t", tag, dir)
+	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", tag, err, out)
+	}
+	// --no-prune keeps its layers as build cache for the next run.
+	t.Cleanup(func() { exec.Command("docker", "rmi", "--no-prune", tag).Run() })
+	return tag
+}
+
+// nodeIDs maps each node to its swarm node id.
+func nodeIDs(t *testing.T, c *cluster.Cluster) map[*cluster.Node]string {
+	t.Helper()
+	ids := map[*cluster.Node]string{}
+	for _, n := range c.Nodes {
+		ids[n] = strings.TrimSpace(mustDocker(t, n, "info", "--format", "{{.Swarm.NodeID}}"))
+	}
+	return ids
+}
+
+// taskNodes are the node ids of service's running tasks, as the manager sees them.
+func taskNodes(t *testing.T, mgr *cluster.Node, service string) []string {
+	t.Helper()
+	out := mustDocker(t, mgr, "service", "ps", "-q", "--filter", "desired-state=running", service)
+	var nodes []string
+	for _, id := range strings.Fields(out) {
+		st := strings.Fields(mustDocker(t, mgr, "inspect", "-f", "{{.NodeID}} {{.Status.State}}", id))
+		if len(st) == 2 && st[1] == "running" {
+			nodes = append(nodes, st[0])
+		}
+	}
+	return nodes
+}
+
+func mustDocker(t *testing.T, n *cluster.Node, args ...string) string {
+	t.Helper()
+	out, err := n.Docker(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func uniq(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return slices.Compact(c)
+}
+
+func count(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// names shows node ids as "node N".
+func names(nodes []string, ids map[*cluster.Node]string) []string {
+	var out []string
+	for _, id := range nodes {
+		name := id
+		for n, nid := range ids {
+			if nid == id {
+				name = fmt.Sprintf("node %d", n.Index)
+			}
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// checkNothingOnNodes fails the test for every container, service, secret, config, network or
+// volume named after the stack on any node.
+func checkNothingOnNodes(t *testing.T, c *cluster.Cluster, prefix string) {
+	for _, n := range c.Nodes {
+		for _, kind := range [][]string{
+			{"ps", "-a", "--format", "{{.Names}}"}, {"service", "ls", "--format", "{{.Name}}"},
+			{"secret", "ls", "--format", "{{.Name}}"}, {"config", "ls", "--format", "{{.Name}}"},
+			{"network", "ls", "--format", "{{.Name}}"}, {"volume", "ls", "--format", "{{.Name}}"},
+		} {
+			out, err := n.Docker(kind...)
+			if err != nil {
+				continue // a worker is no manager: no services, secrets or configs to list
+			}
+			for _, name := range strings.Fields(out) {
+				if strings.HasPrefix(strings.TrimPrefix(name, "/"), prefix) {
+					t.Errorf("node %d: the destroyed stack left %s %s", n.Index, kind[0], name)
+				}
+			}
+		}
+	}
+}
