@@ -117,11 +117,14 @@ type stringField struct {
 	value   string
 }
 
-// stringMember looks up field (matched as encoding/json does, ignoring
-// case) in members; a value other than a string or null is EINVALID.
+// stringMember looks up field in members, matched as encoding/json matches
+// a key to a field (strings.EqualFold: "TITLE" is title, "tıtle" is not),
+// so the service reads what a standard decoder reads; foldKey, wider, only
+// groups keys to refuse ambiguous ones. A value other than a string or null
+// is EINVALID.
 func stringMember(members map[string]member, field string) (stringField, error) {
 	m, ok := members[foldKey(field)]
-	if !ok {
+	if !ok || !strings.EqualFold(m.key, field) {
 		return stringField{}, nil
 	}
 	if string(m.raw) == "null" {

@@ -30,7 +30,7 @@ func TestAmbiguousKeysRejected(t *testing.T) {
 		{"case", `{"title":"a","TITLE":"b"}`, 400},
 		{"mixed case", `{"Title":"a","tItLe":"b"}`, 400},
 		{"escaped duplicate", `{"title":"a","\u0074itle":"b"}`, 400},
-		{"dotless i (encoding/json upper-cases it to I)", `{"title":"a","tıtle":"b"}`, 400},
+		{"dotless i (upper-cases to I, as older encoding/json matched keys)", `{"title":"a","tıtle":"b"}`, 400},
 		{"long s (folds to s)", `{"body":"a","bodſ":"x","bodS":"y"}`, 400},
 		{"kelvin sign (folds to k)", `{"k":1,"\u212a":2}`, 400},
 		{"unknown duplicate", `{"title":"a","x":1,"x":2}`, 400},
@@ -66,6 +66,42 @@ func TestAmbiguousKeysRejected(t *testing.T) {
 	}
 	if want := 1 + 3; n != want {
 		t.Errorf("%d notes stored, want %d", n, want)
+	}
+}
+
+// TestKeysMatchedAsEncodingJSON: a lone key reaches a field exactly when
+// encoding/json would put it there (strings.EqualFold), so the service stores
+// what a client's standard decoder reads back; the wider folding that refuses
+// ambiguous keys does not widen what one key means (found by FuzzCreateNote:
+// "tıtle" was stored as the title, which encoding/json does not do).
+func TestKeysMatchedAsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct{ body, title string }{
+		{`{"TITLE":"upper"}`, "upper"},
+		{`{"tItLe":"mixed"}`, "mixed"},
+		{`{"tıtle":"dotless"}`, "Untitled"},
+		{`{"tİtle":"dotted"}`, "Untitled"},
+	} {
+		r := e.do(t, "POST", "/api/notes", "application/json", []byte(tc.body))
+		var created struct{ ID int64 }
+		if r.status != 201 || json.Unmarshal(r.body, &created) != nil {
+			t.Fatalf("POST %s = %d %s", tc.body, r.status, r.body)
+		}
+		g := e.do(t, "GET", "/api/notes/"+strconv.FormatInt(created.ID, 10), "", nil)
+		var got noteOut
+		if g.status != 200 || json.Unmarshal(g.body, &got) != nil || got.Title != tc.title {
+			t.Errorf("POST %s stored %d %s, want the title %q", tc.body, g.status, g.body, tc.title)
+		}
+		var std struct {
+			Title *string `json:"title"`
+		}
+		if err := json.Unmarshal([]byte(tc.body), &std); err != nil {
+			t.Fatal(err)
+		}
+		if (std.Title != nil) != (tc.title != "Untitled") {
+			t.Errorf("encoding/json reads %s differently from this table: %v", tc.body, std.Title)
+		}
 	}
 }
 
