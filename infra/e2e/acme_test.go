@@ -74,9 +74,7 @@ func testACME(t *testing.T, swarm bool) {
 	}
 	s, _ = devStack(t, "a")
 	if swarm {
-		s.set("notes:engine", "swarm")
-		s.set("notes:bindAddress", "0.0.0.0") // host-mode ports bind every address; traffic stays on 127.0.0.1
-		s.set("notes:dbPort", "0")
+		useSwarmEngine(s)
 	}
 	names := acmeNames{s: s, swarm: swarm}
 	domain := s.name + ".notes.test"

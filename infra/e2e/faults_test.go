@@ -45,9 +45,7 @@ func TestFaults(t *testing.T) {
 	t.Run("engine swarm", func(t *testing.T) {
 		ensureSwarmManager(t)
 		s, _ := devStack(t, "fs")
-		s.set("notes:engine", "swarm")
-		s.set("notes:bindAddress", "0.0.0.0") // host-mode ports bind every address; traffic stays on 127.0.0.1
-		s.set("notes:dbPort", "0")
+		useSwarmEngine(s)
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000")
 		timed(t, "swarm: up", func() { s.up() })

@@ -24,9 +24,7 @@ func TestSwarm(t *testing.T) {
 	var s *stack
 	t.Cleanup(func() { checkNoSwarmObjects(t, s.prefix()) }) // after the stack's own cleanup
 	s, secrets := devStack(t, "sw")
-	s.set("notes:engine", "swarm")
-	s.set("notes:bindAddress", "0.0.0.0") // host-mode ports bind every address; traffic stays on 127.0.0.1
-	s.set("notes:dbPort", "0")
+	useSwarmEngine(s)
 	s.set("notes:replicas", "2")
 	s.set("notes:backups", "true")
 	s.set("notes:rateLimit", "6000000") // see TestDeployLocal
@@ -96,6 +94,14 @@ func swarmOperations(t *testing.T, s *stack, secrets []string) {
 		}
 		checkAppTasks(t, s, newRev, 2)
 	})
+}
+
+// useSwarmEngine puts a dev stack on engine swarm: host-mode ports bind every address (the test's
+// traffic stays on 127.0.0.1), and Swarm cannot publish Postgres on loopback only, so no dbPort.
+func useSwarmEngine(s *stack) {
+	s.set("notes:engine", "swarm")
+	s.set("notes:bindAddress", "0.0.0.0")
+	s.set("notes:dbPort", "0")
 }
 
 // ensureSwarmManager makes the local daemon a single-node swarm manager unless it is one; if it
