@@ -140,8 +140,13 @@ func (c *Config) validateCluster() []*ConfigError {
 	if c.Clustered() && c.DockerHost.Kind == UnixHost {
 		add("dockerHost", "%q: with notes:workers the manager must be reachable by them: an ssh:// or tcp:// host, not a local socket", c.DockerHost)
 	}
-	if c.Clustered() && c.PushRegistry == "" {
-		add("pushRegistry", "required with notes:workers: every node pulls the app image from it (a registry the stack runs itself is not implemented yet)")
+	if c.OwnRegistry() {
+		if c.RegistryPort < 1 || c.RegistryPort > 65535 {
+			add("registryPort", "must be a TCP port (1-65535) for the stack's registry on the manager, got %d", c.RegistryPort)
+		}
+		if slices.Contains(c.registryPortsInUse(), c.RegistryPort) {
+			add("registryPort", "%d is nginx's port on the manager: choose another one for the stack's registry", c.RegistryPort)
+		}
 	}
 	if dbNodes := c.nodesWith(RoleDB); !c.ExternalDB && dbNodes != 1 {
 		add("workers", "exactly one node (a worker or, by notes:managerLabels, the manager) must carry the label %s, found %d: Postgres and its volume live on one node", RoleDB, dbNodes)

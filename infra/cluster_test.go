@@ -103,6 +103,65 @@ func TestSwarmCluster(t *testing.T) {
 	}
 }
 
+// Without pushRegistry the stack runs its own registry on the manager, with TLS from its own
+// CA, which every node is made to trust before the app's tasks pull from it.
+func TestSwarmClusterOwnRegistry(t *testing.T) {
+	m := mustDeploy(t, "dev", clusterConfig(t, map[string]string{"notes:pushRegistry": ""}))
+	reg := m.named(t, "notes-dev-registry")
+	spec := unsecret(prop(reg, "taskSpec")).ObjectValue()
+	if got := strs(spec["placement"].ObjectValue()["constraints"]); !slices.Equal(got, []string{"node.role==manager"}) {
+		t.Errorf("registry constraints = %v, want the manager", got)
+	}
+	ports := prop(reg, "endpointSpec").ObjectValue()["ports"].ArrayValue()
+	if len(ports) != 1 || num(ports[0].ObjectValue()["publishedPort"]) != 5443 || str(ports[0].ObjectValue()["publishMode"]) != "host" {
+		t.Errorf("registry ports = %v, want 5443 in host mode", ports)
+	}
+	env := spec["containerSpec"].ObjectValue()["env"].ObjectValue()
+	if str(env["REGISTRY_HTTP_TLS_CERTIFICATE"]) == "" || str(env["REGISTRY_HTTP_TLS_KEY"]) == "" {
+		t.Errorf("registry env = %v, want TLS certificate and key", env)
+	}
+	img := m.named(t, "notes-dev-app-image")
+	if c := str(prop(img, "create")); !strings.Contains(c, "10.0.0.11:5443/notes-service:") {
+		t.Errorf("build command does not tag into the stack's registry: %s", c[strings.LastIndex(c, "sh -c"):])
+	}
+	if !dependsOn(img, urnOf(reg)) || !dependsOn(img, urnOf(m.named(t, "notes-dev-registry-trust-manager"))) {
+		t.Error("the build (and its push) does not wait for the registry and the manager's trust")
+	}
+	app := m.named(t, "notes-dev-app")
+	for _, node := range []string{"manager", "10.0.0.12-22", "10.0.0.13-2222"} {
+		tr := m.named(t, "notes-dev-registry-trust-"+node)
+		if c := str(prop(tr, "create")); !strings.Contains(c, "add") || !strings.Contains(c, "10.0.0.11:5443") {
+			t.Errorf("trust of %s: create %q", node, c)
+		}
+		if !strings.Contains(str(prop(tr, "delete")), "remove") {
+			t.Errorf("trust of %s does not remove itself", node)
+		}
+		if !strings.Contains(str(prop(tr, "stdin")), "BEGIN CERTIFICATE") {
+			t.Errorf("trust of %s does not get the CA on stdin", node)
+		}
+		if !dependsOn(app, urnOf(tr)) {
+			t.Errorf("the app service does not wait for the trust of %s", node)
+		}
+	}
+	if i := str(spec["containerSpec"].ObjectValue()["image"]); i != "registry:2" {
+		t.Errorf("registry image = %q", i)
+	}
+}
+
+// With registryInsecure the registry speaks plain HTTP and no node is touched.
+func TestSwarmClusterOwnRegistryInsecure(t *testing.T) {
+	m := mustDeploy(t, "dev", clusterConfig(t, map[string]string{"notes:pushRegistry": "", "notes:registryInsecure": "true"}))
+	env := unsecret(prop(m.named(t, "notes-dev-registry"), "taskSpec")).ObjectValue()["containerSpec"].ObjectValue()["env"]
+	if !env.IsNull() && len(env.ObjectValue()) != 0 {
+		t.Errorf("insecure registry env = %v, want no TLS", env)
+	}
+	for _, r := range m.resources {
+		if strings.Contains(r.Name, "registry-trust") || strings.Contains(r.Name, "registry-keys") {
+			t.Errorf("insecure registry declares %s", r.Name)
+		}
+	}
+}
+
 // By default the manager carries the labels no worker has.
 func TestSwarmClusterDefaultManagerLabels(t *testing.T) {
 	m := mustDeploy(t, "dev", clusterConfig(t, map[string]string{"notes:workers": `[{"host": "ssh://deploy@10.0.0.12", "labels": ["edge"]}, {"host": "ssh://deploy@10.0.0.13"}]`}))
@@ -119,7 +178,7 @@ func TestSwarmClusterDefaultManagerLabels(t *testing.T) {
 func TestSwarmOneHostHasNoClusterResources(t *testing.T) {
 	m := mustDeploy(t, "dev", swarmConfig(t, nil))
 	for _, r := range m.resources {
-		if strings.Contains(r.Name, "swarm-worker") || strings.Contains(r.Name, "join-token") || strings.HasSuffix(r.Name, "swarm-labels") || strings.HasSuffix(r.Name, "-digest") {
+		if strings.Contains(r.Name, "swarm-worker") || strings.Contains(r.Name, "join-token") || strings.HasSuffix(r.Name, "swarm-labels") || strings.HasSuffix(r.Name, "-digest") || strings.Contains(r.Name, "registry") {
 			t.Errorf("one-host stack declares %s", r.Name)
 		}
 	}
@@ -143,7 +202,8 @@ func TestInvalidClusterConfig(t *testing.T) {
 		{"workers not a list", map[string]string{"notes:workers": `ssh://a@h`}, "notes:workers"},
 		{"two db nodes", map[string]string{"notes:managerLabels": `["db", "edge"]`}, "notes:workers"},
 		{"no edge node", map[string]string{"notes:managerLabels": `[]`, "notes:workers": `[{"host": "ssh://a@h", "labels": ["db"]}]`}, "notes:workers"},
-		{"no registry", map[string]string{"notes:pushRegistry": ""}, "notes:pushRegistry"},
+		{"own registry on nginx's port", map[string]string{"notes:pushRegistry": "", "notes:httpPort": "8081", "notes:registryPort": "8081"}, "notes:registryPort"},
+		{"own registry port out of range", map[string]string{"notes:pushRegistry": "", "notes:registryPort": "70000"}, "notes:registryPort"},
 		{"local manager", map[string]string{"notes:dockerHost": "unix:///var/run/docker.sock"}, "notes:dockerHost"},
 		{"containers engine", map[string]string{"notes:engine": "containers", "notes:bindAddress": "127.0.0.1"}, "notes:workers"},
 		{"negative max per node", map[string]string{"notes:maxReplicasPerNode": "-1"}, "notes:maxReplicasPerNode"},

@@ -99,6 +99,12 @@ type Config struct {
 	Workers            []Worker // notes:workers
 	ManagerLabels      []string // notes:managerLabels; nil: the roles no worker has
 	MaxReplicasPerNode int      // app tasks per node; 0: no limit
+	// The stack's own registry on the manager (OwnRegistry): its published port, image, and
+	// whether it speaks plain HTTP (the nodes' daemons list it in --insecure-registry) instead
+	// of TLS with the stack's own CA.
+	RegistryPort     int
+	RegistryImage    string
+	RegistryInsecure bool
 }
 
 // The values of notes:writeAuth (the service's WRITE_AUTH).
@@ -127,6 +133,7 @@ const (
 	defaultNginxImage    = "nginx:1.27"
 	defaultGoImage       = "golang:1.26"
 	defaultCertbotImage  = "certbot/certbot:v3.0.1"
+	defaultRegistryImage = "registry:2"
 
 	// Let's Encrypt's ACME directories: production is the default of notes:acmeServer,
 	// staging is what notes:acmeStaging selects.
@@ -195,6 +202,9 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		Engine: Engine(r.str("engine", string(EngineContainers))),
 
 		MaxReplicasPerNode: r.integer("maxReplicasPerNode", 0),
+		RegistryPort:       r.integer("registryPort", 5443),
+		RegistryImage:      r.str("registryImage", defaultRegistryImage),
+		RegistryInsecure:   r.boolean("registryInsecure", false),
 	}
 	if err := c.TryObject("sshOpts", &cfg.SSHOpts); err != nil && !errors.Is(err, config.ErrMissingVar) {
 		r.errs = append(r.errs, keyErr("sshOpts", "must be a list of strings: %v", err))

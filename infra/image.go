@@ -273,11 +273,12 @@ func LoadBuildContext() (BuildContext, error) {
 //go:embed scripts/build-image.sh
 var buildImageScript string
 
-// ImageRef is the tag of the service image: imageName:appVersion, under pushRegistry if set.
+// ImageRef is the tag of the service image: imageName:appVersion, under the image registry
+// (pushRegistry or the stack's own) if there is one.
 func (c *Config) ImageRef() string {
 	ref := c.ImageName + ":" + c.AppVersion
-	if c.PushRegistry != "" {
-		ref = strings.TrimSuffix(c.PushRegistry, "/") + "/" + ref
+	if reg := c.ImageRegistry(); reg != "" {
+		ref = strings.TrimSuffix(reg, "/") + "/" + ref
 	}
 	return ref
 }

@@ -34,8 +34,9 @@ var swarmDBPasswordScript string
 type Swarm struct {
 	pulumi.ResourceState
 
-	Manager   *local.Command // swarm init when needed, node labels
-	Nodes     swarmNodes     // the workers and every node's labels (none on one host)
+	Manager   *local.Command  // swarm init when needed, node labels
+	Nodes     swarmNodes      // the workers and every node's labels (none on one host)
+	Registry  *docker.Service // the stack's own registry (OwnRegistry), else nil
 	Database  *docker.Service
 	Migration *local.Command
 	App       *docker.Service
@@ -118,7 +119,14 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 		return nil, err
 	}
 	sw.Database = db.service
-	app, err := d.app(host, build, db)
+	var reg ownRegistry
+	if cfg.OwnRegistry() {
+		if reg, err = d.registry(); err != nil {
+			return nil, err
+		}
+		sw.Registry = reg.service
+	}
+	app, err := d.app(host, build, db, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +162,10 @@ func NewSwarm(ctx *pulumi.Context, cfg *Config, host *Host, build BuildContext) 
 		ctx.Export("databaseHost", db.host)
 	} else {
 		ctx.Export("databaseService", db.host)
+	}
+	if sw.Registry != nil {
+		ctx.Export("registryService", sw.Registry.Name)
+		ctx.Export("imageRegistry", pulumi.String(cfg.ImageRegistry()))
 	}
 	if cfg.BackupsEnabled {
 		ctx.Export("backupService", sw.Backups.Name)

@@ -119,7 +119,7 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 // swarmApp is the app side of a deploy: image, revision, migration, service and its watcher.
 type swarmApp struct {
 	imageID       pulumi.StringOutput
-	image         pulumi.StringOutput // what the tasks run: the tag, or with pushRegistry tag@digest
+	image         pulumi.StringOutput // what the tasks run: the tag, or with a registry tag@digest
 	revision      pulumi.StringOutput
 	migrationName pulumi.StringOutput
 	migration     *local.Command
@@ -133,11 +133,12 @@ type swarmApp struct {
 // then replaces one task at a time, starting the new one first and stopping the old one once the
 // new one is healthy; a task that does not turn healthy within the monitor window rolls the
 // update back.
-func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp, error) {
+func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB, reg ownRegistry) (swarmApp, error) {
 	cfg, on := d.cfg, d.on
 	var a swarmApp
 	appName := cfg.Name("app")
-	buildCmd, buildEnv := buildCommand(on, build.Files, cfg.ImageRef(), cfg.GoImage, cfg.AppVersion, cfg.PushRegistry != "")
+	registry := cfg.ImageRegistry() != ""
+	buildCmd, buildEnv := buildCommand(on, build.Files, cfg.ImageRef(), cfg.GoImage, cfg.AppVersion, registry)
 	img, err := local.NewCommand(d.ctx, appName+"-image", &local.CommandArgs{
 		Create:      pulumi.String(buildCmd),
 		Environment: buildEnv,
@@ -147,7 +148,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 			pulumi.String(cfg.ImageRef()), pulumi.String(cfg.DockerHost.String()),
 		},
 		Logging: local.LoggingStderr,
-	}, d.parent, pulumi.DependsOn(host.Ready))
+	}, d.parent, pulumi.DependsOn(append(append([]pulumi.Resource{}, host.Ready...), reg.push...)))
 	if err != nil {
 		return a, err
 	}
@@ -155,7 +156,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 	// With a registry the tasks reference the image by its digest: every node pulls exactly
 	// the image built here, whatever the tag points at later.
 	a.image = pulumi.String(cfg.ImageRef()).ToStringOutput()
-	if cfg.PushRegistry != "" {
+	if registry {
 		digestCmd, _ := on.Script(swarmDigestScript, cfg.ImageRef())
 		dg, err := local.NewCommand(d.ctx, appName+"-digest", &local.CommandArgs{
 			Create:      pulumi.String(digestCmd),
@@ -286,7 +287,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		UpdateConfig:   updateConfig("start-first", timings.Monitor, "rollback"),
 		RollbackConfig: rollbackConfig(timings.Monitor),
 		ConvergeConfig: converge(timings.Converge),
-	}, d.opts(pulumi.DependsOn([]pulumi.Resource{a.migration}))...)
+	}, d.opts(pulumi.DependsOn(append([]pulumi.Resource{a.migration}, reg.pull...)))...)
 	if err != nil {
 		return a, err
 	}

@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -23,27 +22,24 @@ import (
 // `cat` of its (secret) stdin, whose later values are ignored, so the key of the first run
 // stays; its stdout, marked secret, is the key. Nothing is logged.
 func newPlaceholderKey(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
-	seed := make([]byte, ed25519.SeedSize)
-	if _, err := rand.Read(seed); err != nil {
-		return pulumi.StringOutput{}, fmt.Errorf("placeholder key: %w", err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(seed))
+	keyPEM, err := newEd25519KeyPEM()
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("placeholder key: %w", err)
 	}
-	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
-	cmd, err := local.NewCommand(ctx, name, &local.CommandArgs{
-		Create:  pulumi.String("cat"),
-		Stdin:   pulumi.ToSecret(pulumi.String(keyPEM)).(pulumi.StringOutput),
-		Logging: local.LoggingNone,
-	}, append(opts,
-		pulumi.IgnoreChanges([]string{"stdin"}),
-		pulumi.AdditionalSecretOutputs([]string{"stdout"}),
-	)...)
+	return keptSecret(ctx, name, keyPEM, opts...)
+}
+
+// newEd25519KeyPEM is a new Ed25519 private key from crypto/rand, as PKCS#8 PEM.
+func newEd25519KeyPEM() (string, error) {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return pulumi.StringOutput{}, err
+		return "", err
 	}
-	return pulumi.ToSecret(cmd.Stdout).(pulumi.StringOutput), nil
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
 }
 
 type zeroReader struct{}

@@ -112,7 +112,14 @@ type Config struct {
 
 	// ClientMaxBodySize is the largest accepted request body in bytes (413 above).
 	ClientMaxBodySize int64
-	// ProxyConnectTimeout, ProxySendTimeout and ProxyReadTimeout bound the upstream hop.
+	// ProxyConnectTimeout, ProxySendTimeout and ProxyReadTimeout bound the upstream hop. A
+	// timeout is a connection error (proxy_next_upstream timeout): the request goes to another
+	// replica, so they are how long a request waits for a replica that is gone without a word
+	// (its host died: no RST, no FIN). Hence short: a connect on the hosts' network takes well
+	// under a millisecond (2s leaves room for one lost SYN, whose first retransmit is at 1s),
+	// and the API's slowest answers are about 100 ms at p99 (docs/service.md, the list at
+	// scale), so a 10s read timeout is 100 times that and still leaves a retry within
+	// NextUpstreamTimeout and a client's usual 15-30s timeout.
 	ProxyConnectTimeout time.Duration
 	ProxySendTimeout    time.Duration
 	ProxyReadTimeout    time.Duration
@@ -222,9 +229,9 @@ func Defaults() Config {
 		HSTS:                     HSTS{MaxAge: 365 * 24 * time.Hour, IncludeSubDomains: true},
 		ClientMaxBodySize:        1 << 20,
 		ResolverValid:            time.Second,
-		ProxyConnectTimeout:      5 * time.Second,
-		ProxySendTimeout:         30 * time.Second,
-		ProxyReadTimeout:         60 * time.Second,
+		ProxyConnectTimeout:      2 * time.Second,
+		ProxySendTimeout:         10 * time.Second,
+		ProxyReadTimeout:         10 * time.Second,
 		UpstreamKeepalive:        32,
 		UpstreamKeepaliveTimeout: 60 * time.Second,
 		UpstreamMaxFails:         1,

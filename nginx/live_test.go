@@ -809,3 +809,81 @@ func TestLiveWriteRetriedWithIdempotencyKey(t *testing.T) {
 	}
 	t.Logf("%d of 20 POSTs were cut by the first replica and retried on the second", n)
 }
+
+// TestLiveSilentReplicaSkipped: a replica whose host died answers nothing (no RST, no FIN), so
+// a request sent to it waits for ProxyReadTimeout. With the defaults, nginx then sends it to
+// another replica (proxy_next_upstream timeout, for POST too: it carries an Idempotency-Key),
+// and the client, whose timeout is the e2e load client's 15 s, gets its answer. With nginx's own
+// 60 s read timeout every request that met the silent replica failed at the client.
+func TestLiveSilentReplicaSkipped(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var met atomic.Int64
+	var conns sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); silent.Close(); conns.Wait() })
+	go func() {
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer conn.Close()
+				if _, err := conn.Read(make([]byte, 1)); err == nil {
+					met.Add(1) // a request arrived; it is never answered
+				}
+				<-done
+			}()
+		}
+	}()
+	good := newBackend(t, "good")
+	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
+		c.Upstreams = []string{silent.Addr().String(), good.addr()}
+		c.UpstreamMaxFails = 0 // keep sending to the silent replica
+		return c
+	})
+	c := &http.Client{Timeout: 15 * time.Second}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			method, body, want := "GET", "", 200
+			if i%2 == 1 {
+				method, body, want = "POST", `{"title":"x"}`, 201
+			}
+			req, err := http.NewRequest(method, h.HTTPURL("/api/notes"), strings.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			start := time.Now()
+			resp, err := c.Do(req)
+			if err != nil {
+				errs <- fmt.Errorf("%s %d: %v", method, i, err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				errs <- fmt.Errorf("%s %d: %d after %v, want %d", method, i, resp.StatusCode, time.Since(start).Round(time.Millisecond), want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if met.Load() == 0 {
+		t.Fatal("no request met the silent replica")
+	}
+	t.Logf("%d of 8 requests met the silent replica and were answered by the other one", met.Load())
+}

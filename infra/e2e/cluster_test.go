@@ -4,12 +4,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +23,17 @@ import (
 // TestCluster is engine swarm on three hosts: three Docker daemons in network namespaces of their
 // own (internal/testing/cluster), the manager and two workers, all reached over ssh as a user
 // reaches VMs. The stack's program joins the workers itself. Node 1 is the manager with the
-// db and edge labels, node 2 a worker with edge, node 3 a plain worker; the app image goes
-// through a registry:2 on node 1 (notes:pushRegistry, plain HTTP on the cluster's own subnet),
-// Postgres and nginx are copied into every node (the stand-in for a pull from Docker Hub).
+// db and edge labels, node 2 a worker with edge, node 3 a plain worker. Postgres and nginx are
+// copied into every node (the stand-in for a pull from Docker Hub). The app image first goes
+// through the stack's own registry on the manager (no notes:pushRegistry: TLS with the stack's
+// CA, which every node's daemon must trust, since the harness accepts plain HTTP only on port
+// cluster.PlainRegistryPort), then, from the redeploy on, through a registry:2 the harness runs
+// on node 1 as a user's notes:pushRegistry (plain HTTP).
 //
-// Up from scratch; the app's tasks on at least two nodes and nginx on both edge nodes; a
-// redeploy under a minute of load from a client that never retries: 0 failed; node 3's daemon
+// Up from scratch; the app's tasks on at least two nodes and nginx on both edge nodes; ops.sh
+// exec on a task of another node stops and names it; a redeploy to a new version and to
+// notes:pushRegistry under a minute of load from a client that never retries: 0 failed, the
+// stack's registry and the nodes' trust of it gone; node 3's daemon
 // killed under load: the failed requests and the seconds until none fail, every acknowledged
 // write read back, its tasks rescheduled; node 3 back; destroy leaves nothing of the stack on
 // any node and the workers out of the swarm. The time of each step is logged ("timing: ...").
@@ -40,11 +48,13 @@ func TestCluster(t *testing.T) {
 		c.LoadImages(c.Nodes, "postgres:17", "nginx:1.27")
 		c.LoadImages([]*cluster.Node{n1}, "registry:2", goImage)
 	})
-	// The registry is the harness's, not the stack's: what a user's pushRegistry would be.
-	if _, err := n1.Docker("run", "-d", "--name", "registry", "--restart", "always", "-p", "5000:5000", "registry:2"); err != nil {
+	// The harness's registry, not the stack's: what a user's pushRegistry would be.
+	port := strconv.Itoa(cluster.PlainRegistryPort)
+	if _, err := n1.Docker("run", "-d", "--name", "registry", "--restart", "always", "-p", port+":5000", "registry:2"); err != nil {
 		t.Fatal(err)
 	}
-	registry := n1.Addr + ":5000"
+	pushRegistry := n1.Addr + ":" + port
+	ownRegistry := n1.Addr + ":5443"
 
 	var s *stack
 	t.Cleanup(func() { checkNothingOnNodes(t, c, s.prefix()) }) // after the stack's own cleanup
@@ -58,7 +68,7 @@ func TestCluster(t *testing.T) {
 	s.set("notes:replicas", "3")
 	s.set("notes:backups", "false")
 	s.set("notes:rateLimit", "6000000") // see TestDeployLocal
-	s.set("notes:pushRegistry", registry)
+	s.set("notes:registryPort", "5443")
 	s.set("notes:goImage", goImage)
 	s.setList("notes:managerLabels", []string{"db", "edge"})
 	s.setPath("notes:workers[0].host", n2.SSHHost())
@@ -87,19 +97,28 @@ func TestCluster(t *testing.T) {
 		if len(db) != 1 || db[0] != ids[n1] {
 			t.Errorf("postgres runs on %v, want node 1 (db)", names(db, ids))
 		}
-		img := strings.TrimSpace(mustDocker(t, n1, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", s.output("appService")))
-		if !strings.HasPrefix(img, registry+"/") || !strings.Contains(img, "@sha256:") {
-			t.Errorf("app image %q is not a reference by digest into %s", img, registry)
+		checkImageIn(t, n1, s.output("appService"), ownRegistry)
+		if got := s.output("imageRegistry"); got != ownRegistry {
+			t.Errorf("output imageRegistry = %q, want %q", got, ownRegistry)
 		}
+		reg := taskNodes(t, n1, s.output("registryService"))
+		if len(reg) != 1 || reg[0] != ids[n1] {
+			t.Errorf("the stack's registry runs on %v, want node 1 (the manager)", names(reg, ids))
+		}
+		checkRegistryTLS(t, ownRegistry)
 		// Both edge nodes answer.
 		for _, n := range []*cluster.Node{n1, n2} {
 			expectStatus(t, client, fmt.Sprintf("http://%s:8080/readyz", n.Addr), 200)
 		}
 	})
 	timed(t, "cluster: unchanged up", func() { s.up("--expect-no-changes") })
+	t.Run("ops.sh exec on a task of another node names that node", func(t *testing.T) {
+		checkOpsOtherNode(t, s, n1, ids)
+	})
 
 	t.Run("redeploy under load, plain client", func(t *testing.T) {
 		s.set("notes:appVersion", "e2e-2")
+		s.set("notes:pushRegistry", pushRegistry)
 		l := newPlainLoad(api, 16)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -113,6 +132,13 @@ func TestCluster(t *testing.T) {
 		l.report(t, "cluster: redeploy to e2e-2, 3 tasks on 3 nodes, no Idempotency-Key, no retries")
 		l.checkFailures(t)
 		l.verifyAcked(t)
+		checkImageIn(t, n1, s.output("appService"), pushRegistry)
+		if out, err := n1.Docker("service", "ls", "-q", "--filter", "name="+s.prefix()+"-registry"); err != nil || out != "" {
+			t.Errorf("the stack's registry is still there with notes:pushRegistry set: %q (%v)", out, err)
+		}
+		if _, err := os.Stat(filepath.Join(cluster.CertsDir, ownRegistry)); !os.IsNotExist(err) {
+			t.Errorf("%s/%s is still there after the stack's registry went (%v)", cluster.CertsDir, ownRegistry, err)
+		}
 	})
 
 	t.Run("a worker dies under load", func(t *testing.T) {
@@ -156,8 +182,20 @@ func TestCluster(t *testing.T) {
 			t.Logf("failed request: %s", f)
 		}
 		l.mu.Unlock()
-		t.Logf("node loss: %d failed requests of %d; the last failed one was sent %.1f s after the kill and failed at %.1f s; app tasks back to 3 on the living nodes after %.1f s",
-			failed, len(l.latencies), lastSent.Seconds(), lastFailed.Seconds(), rescheduled.Seconds())
+		// The slowest answers are the requests that met a dead task and were sent on by nginx
+		// after its proxy_read_timeout.
+		var slow int
+		for _, d := range l.latencies {
+			if d >= 5*time.Second {
+				slow++
+			}
+		}
+		last := "none failed"
+		if failed > 0 {
+			last = fmt.Sprintf("the last failed one was sent %.1f s after the kill and failed at %.1f s", lastSent.Seconds(), lastFailed.Seconds())
+		}
+		t.Logf("node loss: %d failed requests of %d (%s); %d answered after 5 s or more; app tasks back to 3 on the living nodes after %.1f s",
+			failed, len(l.latencies), last, slow, rescheduled.Seconds())
 		if len(l.acked) == 0 {
 			t.Error("no write was acknowledged during the node loss")
 		}
@@ -182,6 +220,71 @@ func TestCluster(t *testing.T) {
 		if st, err := n.Docker("info", "--format", "{{.Swarm.LocalNodeState}}"); err != nil || st != "inactive" {
 			t.Errorf("worker %s after destroy: swarm state %q (%v), want inactive (it left)", n.Addr, st, err)
 		}
+	}
+}
+
+// checkImageIn checks that service runs its image by digest from registry.
+func checkImageIn(t *testing.T, mgr *cluster.Node, service, registry string) {
+	t.Helper()
+	img := strings.TrimSpace(mustDocker(t, mgr, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", service))
+	if !strings.HasPrefix(img, registry+"/") || !strings.Contains(img, "@sha256:") {
+		t.Errorf("app image %q is not a reference by digest into %s", img, registry)
+	}
+}
+
+// checkRegistryTLS checks that the stack's registry at addr speaks TLS with a certificate for
+// its address that the CA the nodes were given verifies, and that nothing else does.
+func checkRegistryTLS(t *testing.T, addr string) {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(cluster.CertsDir, addr, "ca.crt"))
+	if err != nil {
+		t.Fatalf("the nodes' trust of the stack's registry: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("%s/%s/ca.crt holds no certificate", cluster.CertsDir, addr)
+	}
+	for _, tc := range []struct {
+		name  string
+		roots *x509.CertPool
+		ok    bool
+	}{{"the stack's CA", pool, true}, {"the system roots", nil, false}} {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tc.roots}}}
+		resp, err := c.Get("https://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		switch {
+		case tc.ok && (err != nil || resp.StatusCode != 200):
+			t.Errorf("GET https://%s/v2/ trusting %s: %v, want 200", addr, tc.name, err)
+		case !tc.ok && err == nil:
+			t.Errorf("GET https://%s/v2/ trusting %s: %s, want a certificate error", addr, tc.name, resp.Status)
+		}
+	}
+}
+
+// checkOpsOtherNode runs `ops.sh exec` on an app task of a worker: it must stop and say that
+// the task runs on another node than the manager, and name it.
+func checkOpsOtherNode(t *testing.T, s *stack, mgr *cluster.Node, ids map[*cluster.Node]string) {
+	t.Helper()
+	var slot, node string
+	for _, id := range strings.Fields(mustDocker(t, mgr, "service", "ps", "-q", "--filter", "desired-state=running", s.output("appService"))) {
+		f := strings.Fields(mustDocker(t, mgr, "inspect", "-f", "{{.Slot}} {{.NodeID}}", id))
+		if len(f) == 2 && f[1] != ids[mgr] {
+			slot, node = f[0], f[1]
+			break
+		}
+	}
+	if slot == "" {
+		t.Skip("every app task runs on the manager: no task of another node to exec into")
+	}
+	name := strings.TrimSpace(mustDocker(t, mgr, "node", "inspect", "-f", "{{.Description.Hostname}}", node))
+	got, err := opsFor(t, s)("", []string{"REPLICA=" + slot}, "exec", "/notes", "version")
+	if err == nil {
+		t.Fatalf("ops.sh exec on slot %s (node %s) succeeded, want it to stop:\n%s", slot, node, got)
+	}
+	if !strings.Contains(got, "runs on node "+name) || !strings.Contains(got, "not on the manager") {
+		t.Errorf("ops.sh exec on slot %s (a task on node %s): %q, want it to name the node and say it is not the manager", slot, name, got)
 	}
 }
 

@@ -37,6 +37,15 @@ import (
 	"time"
 )
 
+// PlainRegistryPort is the one port of a node on which every node's daemon accepts a registry
+// over plain HTTP (--insecure-registry).
+const PlainRegistryPort = 5000
+
+// CertsDir is where every node's daemon reads its registries' CA certificates from: the
+// daemons run in this machine's mount namespace, so it is the host's /etc/docker/certs.d,
+// shared by all nodes.
+const CertsDir = "/etc/docker/certs.d"
+
 // Cluster is a set of nodes on one bridge.
 type Cluster struct {
 	t       testing.TB
@@ -47,6 +56,9 @@ type Cluster struct {
 	Nodes   []*Node
 	SSH     SSH
 	dir     string
+	// certsDirMade: CertsDir did not exist before the cluster (what the code under test
+	// writes there for the nodes goes with it).
+	certsDirMade bool
 }
 
 // SSH is how clients reach the nodes' sshd.
@@ -101,6 +113,8 @@ func New(t testing.TB, n int) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.cleanup)
+	_, err := os.Stat(CertsDir)
+	c.certsDirMade = os.IsNotExist(err)
 	c.Bridge = "ncl" + c.ID
 	c.createBridge()
 	c.createUser()
@@ -226,7 +240,7 @@ func (c *Cluster) addNode(i int) *Node {
 func (n *Node) netns() string { return "/var/run/netns/" + n.Name }
 
 // startDaemon starts the node's dockerd in its namespace. Plain-HTTP registries are trusted
-// only on the cluster's own subnet; containerd gets namespaces of the node's own, and the
+// only on PlainRegistryPort of the cluster's nodes; containerd gets namespaces of the node's own, and the
 // containers a parent cgroup of the node's own (so Kill can find them).
 func (n *Node) startDaemon() {
 	n.c.t.Helper()
@@ -239,8 +253,13 @@ func (n *Node) startDaemon() {
 		"--data-root", filepath.Join(n.dataDir, "data"), "--exec-root", n.execDir,
 		"-H", n.DockerHost(), "--pidfile", n.pidFile,
 		"--containerd-namespace", n.Name, "--containerd-plugins-namespace", n.Name+"p",
-		"--insecure-registry", n.c.Subnet, "--cgroup-parent", n.cgroup,
+		"--cgroup-parent", n.cgroup,
 	)
+	// Plain HTTP only on PlainRegistryPort of the nodes: a registry on another port of theirs
+	// must have a certificate the daemon trusts (an insecure registry is not verified at all).
+	for _, m := range n.c.Nodes {
+		cmd.Args = append(cmd.Args, "--insecure-registry", fmt.Sprintf("%s:%d", m.Addr, PlainRegistryPort))
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a ^C of the test does not reach it before the cleanup does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -601,6 +620,7 @@ func (c *Cluster) cleanup() {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.removeCerts()...)
 	if c.SSH.User != "" {
 		if err := run("userdel", "--remove", c.SSH.User); err != nil {
 			errs = append(errs, err)
@@ -617,6 +637,28 @@ func (c *Cluster) cleanup() {
 	if err := errors.Join(errs...); err != nil {
 		c.t.Errorf("cluster %s cleanup: %v", c.ID, err)
 	}
+}
+
+// removeCerts removes the CertsDir entries of the cluster's addresses, and CertsDir when the
+// cluster's run made it and it is empty. An entry left is an error: the code under test should
+// have removed what it wrote.
+func (c *Cluster) removeCerts() []error {
+	var errs []error
+	if c.Gateway == "" {
+		return nil
+	}
+	prefix := strings.TrimSuffix(c.Gateway, "1")
+	entries, _ := os.ReadDir(CertsDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			errs = append(errs, fmt.Errorf("%s/%s was left: removed", CertsDir, e.Name()))
+			os.RemoveAll(filepath.Join(CertsDir, e.Name()))
+		}
+	}
+	if c.certsDirMade {
+		os.Remove(CertsDir) // only when empty
+	}
+	return errs
 }
 
 func unmountBelow(dir string) {
