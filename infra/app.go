@@ -86,6 +86,7 @@ type AppArgs struct {
 	MemoryMB        int
 	CPUs            string        // as the docker provider reads it back (Config.DockerCPUs)
 	StopGrace       int           // seconds between SIGTERM and SIGKILL
+	StartTimeout    time.Duration // how long a new replica may take to turn healthy
 	Linger          time.Duration // SHUTDOWN_LINGER: a drained replica keeps its address this long
 	Network         pulumi.StringOutput
 	NetworkName     string // Network's name, known before it exists (part of the replica spec)
@@ -266,7 +267,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 				StartPeriod: pulumi.String("10s"),
 			},
 			Wait:                pulumi.Bool(true),
-			WaitTimeout:         pulumi.Int(120),
+			WaitTimeout:         pulumi.Int(int(args.StartTimeout.Seconds())),
 			Restart:             pulumi.String("unless-stopped"),
 			StopSignal:          pulumi.String("SIGTERM"),
 			StopTimeout:         pulumi.Int(args.StopGrace),

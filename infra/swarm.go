@@ -80,13 +80,13 @@ const (
 	appHealthRetries  = 3
 )
 
-func newSwarmTimings(drainWait, linger time.Duration, replicas int) swarmTimings {
+func newSwarmTimings(start, drainWait, linger time.Duration, replicas int) swarmTimings {
 	monitor := 2*appHealthInterval*appHealthRetries + 5*time.Second
 	perTask := 10*time.Second + monitor + drainWait // start period, monitor, the old task's drain
 	return swarmTimings{
 		Monitor:   monitor,
 		StopGrace: drainWait + linger,
-		Converge:  2*time.Minute + time.Duration(2*replicas)*perTask, // the update and its rollback
+		Converge:  start + time.Duration(2*replicas)*perTask, // the update and its rollback
 	}
 }
 

@@ -185,7 +185,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 		secretNames = append(secretNames, tokens.Name)
 	}
 	linger := newRetireTimings(cfg.DrainWait(), nginxDNSValid()).Linger
-	timings := newSwarmTimings(cfg.DrainWait(), linger, cfg.Replicas)
+	timings := newSwarmTimings(cfg.StartTimeout, cfg.DrainWait(), linger, cfg.Replicas)
 	spec := swarmAppSpec{
 		LogLevel: cfg.LogLevel, DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: timings.StopGrace.String(), DBMaxConns: cfg.DBPoolSize, Version: 1,

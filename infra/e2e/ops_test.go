@@ -369,6 +369,7 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 // TestOperations deploys through scripts/stack.sh and uses every operation of scripts/ops.sh (the
 // make targets status, logs, backup, restore, psql, exec, rollback) against the real stack.
 func TestOperations(t *testing.T) {
+	t.Parallel()
 	root := projectRoot(t)
 	before := gitStatus(t, root)
 	settings := map[string]string{

@@ -33,6 +33,7 @@ func newPlainLoad(notesURL string, concurrency int) *load {
 // (a version whose replicas never turn healthy fails `pulumi up` twice, and the old replicas keep
 // serving); all of it under a client that never retries.
 func TestRollout(t *testing.T) {
+	t.Parallel()
 	s, secrets := devStack(t, "r")
 	s.set("notes:replicas", "2")
 	s.set("notes:backups", "true")
@@ -206,6 +207,9 @@ func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api strin
 	before := s.stringsOutput("replicaNames")
 	good := useUnhealthyCopy(t, s)
 	defer func() { s.root = good }()
+	// The provider waits this long for a replica that will never be healthy; the default 2m
+	// would only make each refusal slower. A healthy replica is healthy within seconds.
+	s.set("notes:startTimeout", "40s")
 
 	l := newPlainLoad(api, 16)
 	ctx, cancel := context.WithCancel(context.Background())

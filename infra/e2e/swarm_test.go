@@ -20,6 +20,7 @@ import (
 // and restore, every make operation (scripts/ops.sh: status, logs, psql, exec, backup, restore,
 // rollback), and a destroy that leaves no service, secret, config, network or volume of the stack.
 func TestSwarm(t *testing.T) {
+	t.Parallel()
 	ensureSwarmManager(t)
 	var s *stack
 	t.Cleanup(func() { checkNoSwarmObjects(t, s.prefix()) }) // after the stack's own cleanup
@@ -104,26 +105,13 @@ func useSwarmEngine(s *stack) {
 	s.set("notes:dbPort", "0")
 }
 
-// ensureSwarmManager makes the local daemon a single-node swarm manager unless it is one; if it
-// did, the test leaves the swarm at the end, unless services it did not create remain.
+// ensureSwarmManager fails the test unless the local daemon is a swarm manager. TestMain makes it
+// one before any test starts: a swarm init from inside a test could run next to another test's
+// containers-engine stack and break its DNS (moby#51491).
 func ensureSwarmManager(t *testing.T) {
 	t.Helper()
-	switch state := docker(t, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"); state {
-	case "active true":
-		t.Log("the local daemon is a swarm manager already; the test leaves the swarm as it is")
-	case "inactive false":
-		docker(t, "swarm", "init", "--advertise-addr", "127.0.0.1")
-		t.Log("ran docker swarm init --advertise-addr 127.0.0.1 on the local daemon")
-		t.Cleanup(func() {
-			if left := strings.Fields(docker(t, "service", "ls", "--format", "{{.Name}}")); len(left) > 0 {
-				t.Logf("not leaving the swarm: services remain: %v", left)
-				return
-			}
-			docker(t, "swarm", "leave", "--force")
-			t.Log("left the swarm the test created")
-		})
-	default:
-		t.Fatalf("the local daemon's swarm state is %q: not a manager", state)
+	if state := docker(t, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"); state != "active true" {
+		t.Fatalf("the local daemon's swarm state is %q, want a manager (TestMain inits the swarm for the swarm tests)", state)
 	}
 }
 
