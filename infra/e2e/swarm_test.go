@@ -294,31 +294,12 @@ func swarmUnhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api 
 	good := useUnhealthyCopy(t, s)
 	defer func() { s.root = good }()
 
-	l := newPlainLoad(api, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { l.run(ctx, 16); close(done) }()
-	stopScan := scan.during()
-	for attempt := 1; attempt <= 2; attempt++ {
-		start := time.Now()
-		out, err := s.try(20*time.Minute, "", "up", "--yes", "--skip-preview", "--suppress-progress")
-		t.Logf("timing: swarm: failing up #%d: %v", attempt, time.Since(start).Round(100*time.Millisecond))
-		if err == nil {
-			t.Fatalf("pulumi up #%d of a version that never turns healthy succeeded:\n%s", attempt, tail(out, 40))
-		}
-		t.Logf("pulumi up #%d failed as it should:\n%s", attempt, errorLines(out, 12))
+	refusedTwiceUnderLoad(t, s, scan, api, "swarm: ", func(attempt int, out string) {
 		if !strings.Contains(out, "non-zero exit (3)") {
 			t.Errorf("pulumi up #%d does not show the tasks' error (non-zero exit (3)):\n%s", attempt, tail(out, 60))
 		}
 		checkAppTasks(t, s, oldRev, 2)
-	}
-	time.Sleep(5 * time.Second)
-	cancel()
-	<-done
-	stopScan()
-	l.report(t, "swarm: two failing deploys of an unhealthy version, no Idempotency-Key, no retries")
-	l.checkFailures(t)
-	l.verifyAcked(t)
+	})
 
 	s.root = good
 	s.set("notes:appVersion", "e2e-good")
