@@ -5,7 +5,7 @@ STACK ?= dev
 FUZZTIME ?= 20s
 # E2E_PARALLEL is how many end-to-end tests run at once: each mostly waits on deploys, health checks
 # and load windows, so more than the cores pay off (its assertions are on correctness, not time).
-E2E_PARALLEL ?= 4
+E2E_PARALLEL ?= 3
 E2E := source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -parallel $(E2E_PARALLEL)
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -89,7 +89,7 @@ faults: ## fault suite on both engines under load (database outage, replica cras
 e2e-cluster: ## engine swarm on three Docker daemons in network namespaces: up, redeploy and a node loss under load, destroy
 	$(E2E) -timeout 40m -run '^TestCluster$$' ./internal/testing/cluster ./infra/e2e
 
-e2e-all: ## e2e, faults and e2e-cluster in one run, E2E_PARALLEL (default 4) tests at once: what make ci runs
+e2e-all: ## e2e, faults and e2e-cluster in one run, E2E_PARALLEL (default 3) tests at once: what make ci runs
 	$(E2E) -timeout 75m ./internal/testing/cluster ./infra/e2e
 
 up-check: ## make up, its URLs answer, an e2e test next to it, make down; git status unchanged after each

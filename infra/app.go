@@ -145,7 +145,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
 		WriteAuth: args.WriteAuth,
 		MemoryMB:  args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
-		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 3,
+		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 4,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -262,7 +262,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			Healthcheck: docker.ContainerHealthcheckArgs{
 				Tests:       pulumi.ToStringArray(appHealthTest),
 				Interval:    pulumi.String("3s"),
-				Timeout:     pulumi.String("2s"),
+				Timeout:     pulumi.String(appHealthTimeout),
 				Retries:     pulumi.Int(3),
 				StartPeriod: pulumi.String("10s"),
 			},

@@ -295,8 +295,7 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 	var dump string
 	t.Run("backup and status", func(t *testing.T) {
 		out := strings.TrimSpace(must(t, "", nil, "backup"))
-		lines := strings.Split(out, "\n")
-		dump = filepath.Base(strings.TrimSpace(lines[len(lines)-1]))
+		dump = filepath.Base(dumpPath(out))
 		if !strings.HasSuffix(dump, ".dump") {
 			t.Fatalf("backup printed %q, want the dump's path", out)
 		}
