@@ -3,12 +3,16 @@ SHELL := /bin/bash
 GO ?= go
 STACK ?= dev
 FUZZTIME ?= 20s
+# E2E_PARALLEL is how many end-to-end tests run at once: each mostly waits on deploys, health checks
+# and load windows, so more than the cores pay off (its assertions are on correctness, not time).
+E2E_PARALLEL ?= 3
+E2E := source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -parallel $(E2E_PARALLEL)
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 SHELL_SCRIPTS := $(wildcard scripts/*.sh infra/scripts/*.sh) .ci/run
 
-.PHONY: help run test vet lint fuzz bench preview up down outputs secret preview-check e2e e2e-cluster ci setup \
+.PHONY: help run test vet lint fuzz bench preview up down outputs secret preview-check e2e e2e-cluster e2e-all ci setup \
 	status logs rollback backup restore psql exec up-check faults
 
 help: ## list the targets
@@ -77,13 +81,16 @@ preview-check: ## a real pulumi preview of the dev config against the local dock
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
 
 e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, operations, destroy
-	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 60m -skip '^(TestFaults|TestCluster)$$' ./infra/e2e
+	$(E2E) -timeout 60m -skip '^(TestFaults|TestCluster)$$' ./infra/e2e
 
 faults: ## fault suite on both engines under load (database outage, replica crash, SSH dropped in each deploy phase); prints the fault table
-	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -run '^TestFaults$$' -timeout 30m ./infra/e2e
+	$(E2E) -run '^TestFaults$$' -timeout 30m ./infra/e2e
 
 e2e-cluster: ## engine swarm on three Docker daemons in network namespaces: up, redeploy and a node loss under load, destroy
-	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -timeout 40m -run '^TestCluster$$' ./internal/testing/cluster ./infra/e2e
+	$(E2E) -timeout 40m -run '^TestCluster$$' ./internal/testing/cluster ./infra/e2e
+
+e2e-all: ## e2e, faults and e2e-cluster in one run, E2E_PARALLEL (default 3) tests at once: what make ci runs
+	$(E2E) -timeout 75m ./internal/testing/cluster ./infra/e2e
 
 up-check: ## make up, its URLs answer, an e2e test next to it, make down; git status unchanged after each
 	scripts/up-check.sh
@@ -91,4 +98,4 @@ up-check: ## make up, its URLs answer, an e2e test next to it, make down; git st
 setup: ## install and start what the tests need (Debian, root)
 	bash scripts/ci-setup.sh
 
-ci: setup test fuzz e2e faults e2e-cluster up-check ## everything CI runs
+ci: setup test fuzz e2e-all up-check ## everything CI runs

@@ -86,6 +86,7 @@ type AppArgs struct {
 	MemoryMB        int
 	CPUs            string        // as the docker provider reads it back (Config.DockerCPUs)
 	StopGrace       int           // seconds between SIGTERM and SIGKILL
+	StartTimeout    time.Duration // how long a new replica may take to turn healthy
 	Linger          time.Duration // SHUTDOWN_LINGER: a drained replica keeps its address this long
 	Network         pulumi.StringOutput
 	NetworkName     string // Network's name, known before it exists (part of the replica spec)
@@ -144,7 +145,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
 		WriteAuth: args.WriteAuth,
 		MemoryMB:  args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
-		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 3,
+		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 4,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -261,12 +262,12 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 			Healthcheck: docker.ContainerHealthcheckArgs{
 				Tests:       pulumi.ToStringArray(appHealthTest),
 				Interval:    pulumi.String("3s"),
-				Timeout:     pulumi.String("2s"),
+				Timeout:     pulumi.String(appHealthTimeout),
 				Retries:     pulumi.Int(3),
 				StartPeriod: pulumi.String("10s"),
 			},
 			Wait:                pulumi.Bool(true),
-			WaitTimeout:         pulumi.Int(120),
+			WaitTimeout:         pulumi.Int(int(args.StartTimeout.Seconds())),
 			Restart:             pulumi.String("unless-stopped"),
 			StopSignal:          pulumi.String("SIGTERM"),
 			StopTimeout:         pulumi.Int(args.StopGrace),

@@ -47,6 +47,10 @@ type Config struct {
 	LogLevel        string
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	// StartTimeout bounds how long `pulumi up` waits for a new replica to turn healthy before
+	// it refuses the version (engine containers: the provider's wait; engine swarm: the base of
+	// the update's converge wait).
+	StartTimeout time.Duration
 	// WriteAuth is notes:writeAuth, the service's WRITE_AUTH: modify (PATCH and DELETE need
 	// the API token), all (POST too) or none. APIToken (notes:apiToken, secret) is the token,
 	// delivered to the replicas as their API_TOKENS_FILE; unset with writeAuth none.
@@ -169,6 +173,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		LogLevel:        r.str("logLevel", "info"),
 		DrainDelay:      r.duration("drainDelay", 5*time.Second),
 		ShutdownTimeout: r.duration("shutdownTimeout", 15*time.Second),
+		StartTimeout:    r.duration("startTimeout", 2*time.Minute),
 		WriteAuth:       r.str("writeAuth", WriteAuthModify),
 
 		NginxImage:   r.str("nginxImage", defaultNginxImage),
@@ -325,6 +330,10 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
 		add("shutdownTimeout", "must be between 1s and 10m, got %s", c.ShutdownTimeout)
+	}
+	// Under 15 s a healthy replica could miss it: its healthcheck's start period is 10 s.
+	if c.StartTimeout < 15*time.Second || c.StartTimeout > 30*time.Minute {
+		add("startTimeout", "must be between 15s and 30m, got %s", c.StartTimeout)
 	}
 
 	switch c.WriteAuth {

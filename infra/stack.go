@@ -102,7 +102,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Replicas: cfg.Replicas, LogLevel: cfg.LogLevel,
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, DBMaxConns: cfg.DBPoolSize,
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(),
-		StopGrace: retire.StopGrace(), Linger: retire.Linger,
+		StopGrace: retire.StopGrace(), Linger: retire.Linger, StartTimeout: cfg.StartTimeout,
 		Network: network, NetworkName: cfg.Name("net"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
 		DatabaseReady: s.Database.Ready,

@@ -481,6 +481,8 @@ func TestInvalidConfig(t *testing.T) {
 		{"db port on all addresses", map[string]string{"notes:bindAddress": "0.0.0.0"}, nil, "notes:dbPort"},
 		{"bootstrap without ssh", map[string]string{"notes:bootstrap": "true"}, nil, "notes:bootstrap"},
 		{"bad duration", map[string]string{"notes:drainDelay": "5 seconds"}, nil, "notes:drainDelay"},
+		{"start timeout below the start period", map[string]string{"notes:startTimeout": "5s"}, nil, "notes:startTimeout"},
+		{"start timeout too long", map[string]string{"notes:startTimeout": "2h"}, nil, "notes:startTimeout"},
 		{"bad bool", map[string]string{"notes:backups": "yes please"}, nil, "notes:backups"},
 		{"bad port", map[string]string{"notes:httpPort": "70000"}, nil, "notes:httpPort"},
 		{"bad bind address", map[string]string{"notes:bindAddress": "localhost"}, nil, "notes:bindAddress"},

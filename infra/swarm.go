@@ -75,19 +75,22 @@ type swarmTimings struct {
 // one of the app).
 var appHealthTest = []string{"CMD", "/notes", "healthcheck", "--url", "http://127.0.0.1:8080/startedz"}
 
-// App task healthcheck timing.
+// App task healthcheck timing. The probe is a process exec'd in the container, which on a
+// starved host takes seconds: with a 2 s timeout, three slow probes in a row made healthy
+// replicas unhealthy, and Swarm replaced them (seen under load average 40).
 const (
 	appHealthInterval = 3 * time.Second
+	appHealthTimeout  = "5s"
 	appHealthRetries  = 3
 )
 
-func newSwarmTimings(drainWait, linger time.Duration, replicas int) swarmTimings {
+func newSwarmTimings(start, drainWait, linger time.Duration, replicas int) swarmTimings {
 	monitor := 2*appHealthInterval*appHealthRetries + 5*time.Second
 	perTask := 10*time.Second + monitor + drainWait // start period, monitor, the old task's drain
 	return swarmTimings{
 		Monitor:   monitor,
 		StopGrace: drainWait + linger,
-		Converge:  2*time.Minute + time.Duration(2*replicas)*perTask, // the update and its rollback
+		Converge:  start + time.Duration(2*replicas)*perTask, // the update and its rollback
 	}
 }
 

@@ -186,7 +186,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB, reg ownReg
 		secretNames = append(secretNames, tokens.Name)
 	}
 	linger := newRetireTimings(cfg.DrainWait(), nginxDNSValid()).Linger
-	timings := newSwarmTimings(cfg.DrainWait(), linger, cfg.Replicas)
+	timings := newSwarmTimings(cfg.StartTimeout, cfg.DrainWait(), linger, cfg.Replicas)
 	spec := swarmAppSpec{
 		LogLevel: cfg.LogLevel, DrainDelay: cfg.DrainDelay.String(), ShutdownTimeout: cfg.ShutdownTimeout.String(),
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.ServiceCPUs, StopGrace: timings.StopGrace.String(), DBMaxConns: cfg.DBPoolSize, Version: 1,
@@ -266,7 +266,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB, reg ownReg
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray(appHealthTest),
 					Interval:    pulumi.String(swarmDuration(appHealthInterval)),
-					Timeout:     pulumi.String("2s"),
+					Timeout:     pulumi.String(appHealthTimeout),
 					Retries:     pulumi.Int(appHealthRetries),
 					StartPeriod: pulumi.String("10s"),
 				},
@@ -469,8 +469,11 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 				Mounts: docker.ServiceTaskSpecContainerSpecMountArray{
 					docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("volume"), Source: d.net.Volumes["backups"], Target: pulumi.String("/backups")},
 				},
-				CapDrops:        pulumi.ToStringArray([]string{"ALL"}),
-				StopGracePeriod: pulumi.String("10s"),
+				CapDrops: pulumi.ToStringArray([]string{"ALL"}),
+				// The provider's delete waits this long for the task's container to be gone, and
+				// fails the destroy after it: 10 s was too short on a loaded host (seen in the
+				// e2e suite), though the script exits on SIGTERM.
+				StopGracePeriod: pulumi.String("30s"),
 				// As on engine containers. Swarm restarts a task that turns unhealthy: the new one
 				// dumps at once (its newest good dump is older than the interval), a retry of its own.
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{

@@ -37,7 +37,10 @@ import (
 // next `pulumi up`; a forced renewal is picked up the same way; with Pebble stopped a renewal
 // fails visibly (certbot logs, container unhealthy) while the site keeps its certificate.
 // TestACMESwarm is the same on engine swarm.
-func TestACME(t *testing.T) { testACME(t, false) }
+func TestACME(t *testing.T) {
+	t.Parallel()
+	testACME(t, false)
+}
 
 // acmeNames finds the nginx and certbot containers: on engine swarm the services' tasks (a new
 // one after an update).

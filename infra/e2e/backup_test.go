@@ -32,9 +32,8 @@ func backupAndRestoreIn(t *testing.T, db, backup string, client *http.Client, ap
 	}
 
 	out := docker(t, "exec", backup, "notes-backup", "now")
-	lines := strings.Split(out, "\n")
-	file := strings.TrimSpace(lines[len(lines)-1])
-	if !strings.HasSuffix(file, ".dump") {
+	file := dumpPath(out)
+	if file == "" {
 		t.Fatalf("notes-backup now printed %q, want the dump's path", out)
 	}
 	if list := docker(t, "exec", backup, "notes-backup", "list"); !strings.Contains(file, strings.Split(list, "\n")[0]) {
@@ -75,4 +74,15 @@ func backupAndRestoreIn(t *testing.T, db, backup string, client *http.Client, ap
 		t.Fatalf("POST after restore: %v", l.failures)
 	}
 	l.verifyAcked(t)
+}
+
+// dumpPath is the dump's path in the output of `notes-backup now`: the line of stdout that names
+// it. The output is stdout and stderr together, and their order varies with the machine's load.
+func dumpPath(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") && strings.HasSuffix(line, ".dump") && !strings.Contains(line, " ") {
+			return line
+		}
+	}
+	return ""
 }

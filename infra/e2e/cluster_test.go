@@ -38,6 +38,7 @@ import (
 // write read back, its tasks rescheduled; node 3 back; destroy leaves nothing of the stack on
 // any node and the workers out of the swarm. The time of each step is logged ("timing: ...").
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	client := &http.Client{Timeout: 10 * time.Second}
 	var c *cluster.Cluster
 	timed(t, "cluster: three nodes up", func() { c = cluster.New(t, 3) })

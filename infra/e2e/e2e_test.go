@@ -33,6 +33,7 @@ func devStack(t *testing.T, prefix string) (s *stack, secrets []string) {
 }
 
 func TestPreviewDev(t *testing.T) {
+	t.Parallel()
 	s, _ := devStack(t, "p")
 	out := s.run(15*time.Minute, "preview", "--suppress-progress")
 	// The preview names every part of the stack: database, migration, replica, proxy and its
@@ -53,6 +54,7 @@ func TestPreviewDev(t *testing.T) {
 }
 
 func TestDeployLocal(t *testing.T) {
+	t.Parallel()
 	s, secrets := devStack(t, "l")
 	s.set("notes:replicas", "2")
 	s.set("notes:backups", "true")
@@ -210,6 +212,7 @@ func TestDeployLocal(t *testing.T) {
 // TestDeploySSH deploys over ssh:// with the bootstrap step, and with TLS from certificates given
 // as Pulumi secrets (tls: provided), the mode for users who bring their own certificates.
 func TestDeploySSH(t *testing.T) {
+	t.Parallel()
 	h := startSSHD(t)
 	s, secrets := devStack(t, "s")
 	s.set("notes:dockerHost", h.dockerHost())

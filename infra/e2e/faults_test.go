@@ -19,13 +19,13 @@ import (
 
 // TestFaults is `make faults`: faults injected into a deployed stack (2 replicas, nginx in
 // front, 16 clients of mixed load that send an Idempotency-Key with every POST), on engine
-// containers and then engine swarm (the order of the e2e suite: a swarm init or leave must not
-// happen under a bridge network of another stack). It prints one table of every fault: load,
+// containers and then engine swarm. It prints one table of every fault: load,
 // failed requests by status, how long the fault lasted, the seconds of failure after the repair,
 // acknowledged writes lost. It asserts on what a user sees, not on timings: no acknowledged
 // write lost, no 502 for a database outage (the replicas are healthy; the database is not), no
 // failed idempotent request when one replica crashes.
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	var rows []faultRow
 	t.Cleanup(func() { t.Log("fault table\n" + faultTable(rows)) })
 	t.Run("engine containers", func(t *testing.T) {

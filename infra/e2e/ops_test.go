@@ -295,8 +295,7 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 	var dump string
 	t.Run("backup and status", func(t *testing.T) {
 		out := strings.TrimSpace(must(t, "", nil, "backup"))
-		lines := strings.Split(out, "\n")
-		dump = filepath.Base(strings.TrimSpace(lines[len(lines)-1]))
+		dump = filepath.Base(dumpPath(out))
 		if !strings.HasSuffix(dump, ".dump") {
 			t.Fatalf("backup printed %q, want the dump's path", out)
 		}
@@ -369,6 +368,7 @@ func checkOperations(t *testing.T, ops opsScript, want opsWant) {
 // TestOperations deploys through scripts/stack.sh and uses every operation of scripts/ops.sh (the
 // make targets status, logs, backup, restore, psql, exec, rollback) against the real stack.
 func TestOperations(t *testing.T) {
+	t.Parallel()
 	root := projectRoot(t)
 	before := gitStatus(t, root)
 	settings := map[string]string{

@@ -9,12 +9,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,14 +326,54 @@ func tail(s string, lines int) string {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort is a TCP port that no socket on this machine uses, for a stack to publish. It comes
+// from below the kernel's ephemeral range: a port the kernel hands out (127.0.0.1:0) is free only
+// until an outgoing connection takes it as its source port, and with parallel tests under load
+// one did before dockerd could bind it. Ports given to this process's tests are not given twice.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 10000 + mathrand.IntN(low-10000)
+		if portsGiven[p] {
+			continue
+		}
+		// The wildcard address: a swarm's host-mode port binds every address.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port found between 10000 and %d", low)
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (source ports of outgoing
+// connections); 32768 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= 11000 {
+		return 32768
+	}
+	return low
 }
 
 func docker(t *testing.T, args ...string) string {

@@ -33,6 +33,7 @@ func newPlainLoad(notesURL string, concurrency int) *load {
 // (a version whose replicas never turn healthy fails `pulumi up` twice, and the old replicas keep
 // serving); all of it under a client that never retries.
 func TestRollout(t *testing.T) {
+	t.Parallel()
 	s, secrets := devStack(t, "r")
 	s.set("notes:replicas", "2")
 	s.set("notes:backups", "true")
@@ -206,20 +207,11 @@ func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api strin
 	before := s.stringsOutput("replicaNames")
 	good := useUnhealthyCopy(t, s)
 	defer func() { s.root = good }()
+	// The provider waits this long for a replica that will never be healthy; the default 2m
+	// would only make each refusal slower. A healthy replica is healthy within seconds.
+	s.set("notes:startTimeout", "40s")
 
-	l := newPlainLoad(api, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { l.run(ctx, 16); close(done) }()
-	stopScan := scan.during()
-	for attempt := 1; attempt <= 2; attempt++ {
-		start := time.Now()
-		out, err := s.try(20*time.Minute, "", "up", "--yes", "--skip-preview", "--suppress-progress")
-		t.Logf("timing: failing up #%d: %v", attempt, time.Since(start).Round(100*time.Millisecond))
-		if err == nil {
-			t.Fatalf("pulumi up #%d of a version that never turns healthy succeeded:\n%s", attempt, tail(out, 40))
-		}
-		t.Logf("pulumi up #%d failed as it should:\n%s", attempt, errorLines(out, 12))
+	refusedTwiceUnderLoad(t, s, scan, api, "", func(attempt int, _ string) {
 		for _, old := range before {
 			if st := docker(t, "inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", old); st != "running healthy" {
 				t.Errorf("after failed up #%d: old replica %s is %q, want running healthy", attempt, old, st)
@@ -229,14 +221,7 @@ func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api strin
 		if got := resp.Header.Get("X-Notes-Revision"); got != oldRev {
 			t.Errorf("after failed up #%d: X-Notes-Revision = %q, want the old %q", attempt, got, oldRev)
 		}
-	}
-	time.Sleep(5 * time.Second)
-	cancel()
-	<-done
-	stopScan()
-	l.report(t, "two failing deploys of an unhealthy version, no Idempotency-Key, no retries")
-	l.checkFailures(t)
-	l.verifyAcked(t)
+	})
 
 	// The good version again: proven, it retires the old replicas and the unhealthy ones.
 	s.root = good
@@ -250,6 +235,37 @@ func unhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api strin
 	if !slices.Equal(got, want) {
 		t.Errorf("replica containers after the good deploy = %v, want exactly %v", got, want)
 	}
+}
+
+// refusedTwiceUnderLoad runs `pulumi up` of the never-healthy version (useUnhealthyCopy) twice
+// under 16 clients of non-retrying load: each up must fail, then check(attempt, output) looks at
+// what the engine left; no request may fail and every acknowledged note must read back.
+func refusedTwiceUnderLoad(t *testing.T, s *stack, scan *secretScan, api, label string, check func(attempt int, out string)) {
+	t.Helper()
+	l := newPlainLoad(api, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.run(ctx, 16); close(done) }()
+	stopScan := scan.during()
+	for attempt := 1; attempt <= 2; attempt++ {
+		start := time.Now()
+		out, err := s.try(20*time.Minute, "", "up", "--yes", "--skip-preview", "--suppress-progress")
+		t.Logf("timing: %sfailing up #%d: %v", label, attempt, time.Since(start).Round(100*time.Millisecond))
+		if err == nil {
+			cancel()
+			<-done
+			t.Fatalf("pulumi up #%d of a version that never turns healthy succeeded:\n%s", attempt, tail(out, 40))
+		}
+		t.Logf("pulumi up #%d failed as it should:\n%s", attempt, errorLines(out, 12))
+		check(attempt, out)
+	}
+	time.Sleep(5 * time.Second)
+	cancel()
+	<-done
+	stopScan()
+	l.report(t, label+"two failing deploys of an unhealthy version, no Idempotency-Key, no retries")
+	l.checkFailures(t)
+	l.verifyAcked(t)
 }
 
 // useUnhealthyCopy points the stack at a copy of the repository whose service never turns healthy

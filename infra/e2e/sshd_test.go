@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,9 +25,12 @@ type sshHost struct {
 	SSHOpts []string // what the stack's sshOpts config gets: key, known_hosts, no agent
 }
 
-// sshUserPrefix names the throwaway deploy user; each run gets its own (prefix and the process
-// id), so two suites on one machine never share, or delete, each other's user.
+// sshUserPrefix names the throwaway deploy users; each sshd gets its own (prefix, process id and
+// a counter), so neither two suites on one machine nor two parallel tests share, delete or
+// (TestFaults kills a user's ssh clients) disconnect each other's user.
 const sshUserPrefix = "notes-e2e-"
+
+var sshUsers atomic.Int32
 
 func startSSHD(t *testing.T) *sshHost {
 	t.Helper()
@@ -51,7 +55,7 @@ func startSSHD(t *testing.T) *sshHost {
 	if fmt.Sprint(sockGID(sock)) != grp.Gid {
 		t.Fatalf("/var/run/docker.sock is not owned by group docker: start dockerd with -G docker")
 	}
-	sshUser := fmt.Sprintf("%s%d", sshUserPrefix, os.Getpid())
+	sshUser := fmt.Sprintf("%s%d-%d", sshUserPrefix, os.Getpid(), sshUsers.Add(1))
 	if _, err := user.Lookup(sshUser); err != nil {
 		run(t, "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "docker", sshUser)
 		t.Cleanup(func() { exec.Command("userdel", "--remove", sshUser).Run() })

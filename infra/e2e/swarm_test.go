@@ -20,6 +20,7 @@ import (
 // and restore, every make operation (scripts/ops.sh: status, logs, psql, exec, backup, restore,
 // rollback), and a destroy that leaves no service, secret, config, network or volume of the stack.
 func TestSwarm(t *testing.T) {
+	t.Parallel()
 	ensureSwarmManager(t)
 	var s *stack
 	t.Cleanup(func() { checkNoSwarmObjects(t, s.prefix()) }) // after the stack's own cleanup
@@ -104,26 +105,13 @@ func useSwarmEngine(s *stack) {
 	s.set("notes:dbPort", "0")
 }
 
-// ensureSwarmManager makes the local daemon a single-node swarm manager unless it is one; if it
-// did, the test leaves the swarm at the end, unless services it did not create remain.
+// ensureSwarmManager fails the test unless the local daemon is a swarm manager. TestMain makes it
+// one before any test starts: a swarm init from inside a test could run next to another test's
+// containers-engine stack and break its DNS (moby#51491).
 func ensureSwarmManager(t *testing.T) {
 	t.Helper()
-	switch state := docker(t, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"); state {
-	case "active true":
-		t.Log("the local daemon is a swarm manager already; the test leaves the swarm as it is")
-	case "inactive false":
-		docker(t, "swarm", "init", "--advertise-addr", "127.0.0.1")
-		t.Log("ran docker swarm init --advertise-addr 127.0.0.1 on the local daemon")
-		t.Cleanup(func() {
-			if left := strings.Fields(docker(t, "service", "ls", "--format", "{{.Name}}")); len(left) > 0 {
-				t.Logf("not leaving the swarm: services remain: %v", left)
-				return
-			}
-			docker(t, "swarm", "leave", "--force")
-			t.Log("left the swarm the test created")
-		})
-	default:
-		t.Fatalf("the local daemon's swarm state is %q: not a manager", state)
+	if state := docker(t, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"); state != "active true" {
+		t.Fatalf("the local daemon's swarm state is %q, want a manager (TestMain inits the swarm for the swarm tests)", state)
 	}
 }
 
@@ -306,31 +294,12 @@ func swarmUnhealthyVersionRefused(t *testing.T, s *stack, scan *secretScan, api 
 	good := useUnhealthyCopy(t, s)
 	defer func() { s.root = good }()
 
-	l := newPlainLoad(api, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { l.run(ctx, 16); close(done) }()
-	stopScan := scan.during()
-	for attempt := 1; attempt <= 2; attempt++ {
-		start := time.Now()
-		out, err := s.try(20*time.Minute, "", "up", "--yes", "--skip-preview", "--suppress-progress")
-		t.Logf("timing: swarm: failing up #%d: %v", attempt, time.Since(start).Round(100*time.Millisecond))
-		if err == nil {
-			t.Fatalf("pulumi up #%d of a version that never turns healthy succeeded:\n%s", attempt, tail(out, 40))
-		}
-		t.Logf("pulumi up #%d failed as it should:\n%s", attempt, errorLines(out, 12))
+	refusedTwiceUnderLoad(t, s, scan, api, "swarm: ", func(attempt int, out string) {
 		if !strings.Contains(out, "non-zero exit (3)") {
 			t.Errorf("pulumi up #%d does not show the tasks' error (non-zero exit (3)):\n%s", attempt, tail(out, 60))
 		}
 		checkAppTasks(t, s, oldRev, 2)
-	}
-	time.Sleep(5 * time.Second)
-	cancel()
-	<-done
-	stopScan()
-	l.report(t, "swarm: two failing deploys of an unhealthy version, no Idempotency-Key, no retries")
-	l.checkFailures(t)
-	l.verifyAcked(t)
+	})
 
 	s.root = good
 	s.set("notes:appVersion", "e2e-good")
