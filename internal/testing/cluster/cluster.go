@@ -453,10 +453,9 @@ func (n *Node) Kill() {
 }
 
 // Restart brings a killed node back: link up, the daemon started again on its data (it
-// rejoins its swarm by itself). Seen here on the first start after every Kill: dockerd gives
-// up waiting for its new containerd ("timeout waiting for containerd to start"; the cause is
-// not found yet, the old containerd and the shims are gone by then) and the second start
-// works; it is started up to three times.
+// rejoins its swarm by itself). It is started up to three times, each attempt logged: the
+// first start used to fail after a Kill until killContainerd removed containerd's stale pid
+// file (see there).
 func (n *Node) Restart() {
 	n.c.t.Helper()
 	must(n.c.t, "ip", "link", "set", n.veth, "up")
@@ -480,12 +479,16 @@ func (n *Node) Restart() {
 
 // killContainerd kills the node's containerd (dockerd starts its own, which outlives a
 // killed dockerd) and waits until it is gone: a second one would wait for the first one's
-// lock on its metadata.
+// lock on its metadata. Then it removes containerd's pid file: on a busy machine the dead
+// containerd's pid soon belongs to another process, and a dockerd that finds that pid alive
+// takes it for its containerd ("containerd is still running"), waits for a socket nobody
+// serves and gives up ("timeout waiting for containerd to start").
 func (n *Node) killContainerd() {
 	cfg := filepath.Join(n.execDir, "containerd", "containerd.toml")
 	for range 50 {
 		pids := processesWithArg("--config", cfg)
 		if len(pids) == 0 {
+			os.Remove(filepath.Join(n.execDir, "containerd", "containerd.pid"))
 			return
 		}
 		for _, pid := range pids {
