@@ -76,7 +76,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		volumes = append(volumes, "letsencrypt", "acme-webroot")
 	}
 	if s.Network, err = NewNetwork(ctx, cfg.Name("net"), &NetworkArgs{
-		Stack: cfg.Stack, Provider: prov, Volumes: volumes, Protect: cfg.Protect,
+		Stack: cfg.Stack, Provider: prov, Volumes: volumes, DriverOpts: cfg.VolumeDriverOpts, Protect: cfg.Protect,
 	}, after); err != nil {
 		return nil, err
 	}
