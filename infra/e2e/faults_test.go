@@ -24,7 +24,8 @@ import (
 // failed requests by status, how long the fault lasted, the seconds of failure after the repair,
 // acknowledged writes lost. It asserts on what a user sees, not on timings: no acknowledged
 // write lost, no 502 for a database outage (the replicas are healthy; the database is not), no
-// failed idempotent request when one replica crashes.
+// failed idempotent request when one replica crashes, only 503s for writes while the database
+// volume is full, no failed request and no lost dump while the backup volume is full.
 func TestFaults(t *testing.T) {
 	var rows []faultRow
 	t.Cleanup(func() { t.Log("fault table\n" + faultTable(rows)) })
@@ -32,13 +33,19 @@ func TestFaults(t *testing.T) {
 		// Deployed over SSH, the way a remote host is, so the deploy faults can drop the
 		// connection; the runtime faults do not care how the stack got there.
 		h := startSSHD(t)
+		// Before the stack: unmounted only after the stack's cleanup removed its containers.
+		pgdata, backups := hostTmpfs(t, "256m"), hostTmpfs(t, "96m")
 		s, _ := devStack(t, "f")
 		s.set("notes:dockerHost", h.dockerHost())
 		s.setList("notes:sshOpts", h.SSHOpts)
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000") // see TestDeployLocal
+		bindVolume(s, "notes:dbVolumeDriverOpts", pgdata)
+		bindVolume(s, "notes:backupVolumeDriverOpts", backups)
 		timed(t, "containers: up", func() { s.up() })
 		rows = append(rows, runFaults(t, containersFaults(s))...)
+		rows = append(rows, diskFullFaults(t, s, pgdata)...)
+		rows = append(rows, backupFullFault(t, s, backups))
 		rows = append(rows, deployFaults(t, s, h)...)
 		timed(t, "containers: destroy", func() { s.destroy() })
 	})
