@@ -44,6 +44,7 @@ func TestFaults(t *testing.T) {
 		bindVolume(s, "notes:backupVolumeDriverOpts", backups)
 		timed(t, "containers: up", func() { s.up() })
 		rows = append(rows, runFaults(t, containersFaults(s))...)
+		rows = append(rows, readyzFlood(t, s, 2))
 		rows = append(rows, diskFullFaults(t, s, pgdata)...)
 		rows = append(rows, backupFullFault(t, s, backups))
 		rows = append(rows, deployFaults(t, s, h)...)
