@@ -240,27 +240,43 @@ func faultUnderLoad(t *testing.T, ft faultTarget, clients int, fault string, inj
 	return row
 }
 
-// lostAcked reads every acknowledged note back and counts those missing or different.
+// lostAcked reads every acknowledged note back and counts those missing or different. A read
+// that gets no answer or a 5xx says nothing about the note: it is repeated for up to a minute
+// (the stack may still be recovering from the fault), and a note still unread then counts as lost.
 func lostAcked(t *testing.T, l *load) int {
 	t.Helper()
 	lost := 0
 	for id, want := range l.acked {
-		resp, err := l.client.Get(fmt.Sprintf("%s/%d", l.notesURL, id))
-		if err != nil {
-			t.Fatalf("reading note %d back: %v", id, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var got notePayload
-		if err == nil {
-			err = json.Unmarshal(body, &got)
-		}
-		if resp.StatusCode != http.StatusOK || err != nil || got != want {
-			lost++
-			t.Logf("note %d: status %d, reads back as %+v, acknowledged %+v", id, resp.StatusCode, got, want)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			status, got, err := readNote(l.client, fmt.Sprintf("%s/%d", l.notesURL, id))
+			if (err != nil || status >= 500) && time.Now().Before(deadline) {
+				time.Sleep(500 * time.Millisecond)
+				continue
+			}
+			if status != http.StatusOK || err != nil || got != want {
+				lost++
+				t.Logf("note %d: status %d (%v), reads back as %+v, acknowledged %+v", id, status, err, got, want)
+			}
+			break
 		}
 	}
 	return lost
+}
+
+// readNote GETs one note: its status and, with 200, the note.
+func readNote(c *http.Client, url string) (int, notePayload, error) {
+	var n notePayload
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, n, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode == http.StatusOK {
+		err = json.Unmarshal(body, &n)
+	}
+	return resp.StatusCode, n, err
 }
 
 // waitFor polls ok every 200 ms until it holds and returns when the successful probe started
