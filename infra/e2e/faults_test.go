@@ -19,7 +19,8 @@ import (
 
 // TestFaults is `make faults`: faults injected into a deployed stack (2 replicas, nginx in
 // front, 16 clients of mixed load that send an Idempotency-Key with every POST), on engine
-// containers and then engine swarm (the order of the e2e suite: a swarm init or leave must not
+// containers (and a small tls=provided stack for the rejected nginx configuration) and then
+// engine swarm (the order of the e2e suite: a swarm init or leave must not
 // happen under a bridge network of another stack). It prints one table of every fault: load,
 // failed requests by status, how long the fault lasted, the seconds of failure after the repair,
 // acknowledged writes lost. It asserts on what a user sees, not on timings: no acknowledged
@@ -50,6 +51,9 @@ func TestFaults(t *testing.T) {
 		rows = append(rows, deployFaults(t, s, h)...)
 		timed(t, "containers: destroy", func() { s.destroy() })
 	})
+	t.Run("nginx configuration rejected", func(t *testing.T) {
+		rows = append(rows, nginxConfigRejected(t))
+	})
 	t.Run("engine swarm", func(t *testing.T) {
 		ensureSwarmManager(t)
 		s, _ := devStack(t, "fs")
@@ -67,6 +71,7 @@ func TestFaults(t *testing.T) {
 type faultTarget struct {
 	engine string
 	s      *stack
+	client *http.Client // of the load; nil: plain HTTP
 	// database is the running Postgres container (on engine swarm: its task's), "" while there
 	// is none.
 	database func(t *testing.T) string
@@ -203,6 +208,9 @@ func faultUnderLoad(t *testing.T, ft faultTarget, clients int, fault string, inj
 	t.Helper()
 	api := ft.s.output("apiUrl")
 	l := newLoad(api, clients)
+	if ft.client != nil {
+		l.client = ft.client
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.run(ctx, clients); close(done) }()
