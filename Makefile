@@ -83,8 +83,8 @@ preview-check: ## a real pulumi preview of the dev config against the local dock
 e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, operations, destroy
 	$(E2E) -timeout 60m -skip '^(TestFaults|TestCluster)$$' ./infra/e2e
 
-faults: ## fault suite on both engines under load (database outage, replica crash, SSH dropped in each deploy phase); prints the fault table
-	$(E2E) -run '^TestFaults$$' -timeout 30m ./infra/e2e
+faults: ## fault suite under load (database outage, replica crash, /readyz flood, database and backup volume full, SSH dropped in each deploy phase, nginx configuration rejected); prints the fault table
+	$(E2E) -run '^TestFaults$$' -timeout 40m ./infra/e2e
 
 e2e-cluster: ## engine swarm on three Docker daemons in network namespaces: up, redeploy and a node loss under load, destroy
 	$(E2E) -timeout 40m -run '^TestCluster$$' ./internal/testing/cluster ./infra/e2e

@@ -96,6 +96,9 @@ type AppArgs struct {
 	AppURL        pulumi.StringOutput // secret; replicas
 	AppPassword   pulumi.StringOutput // secret; the migration sets it on AppRole
 	DatabaseReady []pulumi.Resource   // what the migration waits for (empty: external database)
+	// ConfigChecked is what must pass before the migration, and so before anything of the app
+	// changes: the check of the new nginx configuration (Proxy.Check).
+	ConfigChecked []pulumi.Resource
 
 	// Writes: WriteAuth is the replicas' WRITE_AUTH; APITokens the content of their
 	// API_TOKENS_FILE (secret; unused with WriteAuthNone). TrustedProxies are the networks
@@ -204,7 +207,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		Stdin:       migSecrets,
 		Triggers:    pulumi.Array{a.RevisionID},
 		Logging:     local.LoggingStdoutAndStderr,
-	}, pulumi.Parent(a), pulumi.DependsOn(append(append([]pulumi.Resource{}, args.HostReady...), args.DatabaseReady...)))
+	}, pulumi.Parent(a), pulumi.DependsOn(append(append(append([]pulumi.Resource{}, args.HostReady...), args.DatabaseReady...), args.ConfigChecked...)))
 	if err != nil {
 		return nil, err
 	}

@@ -90,6 +90,10 @@ type Config struct {
 	// max_connections (passed to the container database; an external one's own value).
 	DBPoolSize       int
 	DBMaxConnections int
+	// VolumeDriverOpts are the local driver options of a data volume by role (pgdata:
+	// notes:dbVolumeDriverOpts, backups: notes:backupVolumeDriverOpts); a role without any gets a
+	// plain volume.
+	VolumeDriverOpts map[string]map[string]string
 
 	// Lifecycle.
 	Protect    bool
@@ -224,6 +228,9 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	if err := c.TryObject("managerLabels", &cfg.ManagerLabels); err != nil && !errors.Is(err, config.ErrMissingVar) {
 		r.errs = append(r.errs, keyErr("managerLabels", "must be a list of node labels (db, edge): %v", err))
 	}
+	var volErrs []error
+	cfg.VolumeDriverOpts, volErrs = readVolumeDriverOpts(c)
+	r.errs = append(r.errs, volErrs...)
 	if r.err() != nil {
 		return nil, r.err()
 	}
@@ -433,6 +440,19 @@ func (c *Config) Validate() error {
 	}
 	if b := c.Connections(); b.Total > c.DBMaxConnections && c.DBPoolSize >= 1 && c.Replicas >= 1 {
 		add("dbMaxConnections", "%d is too few for this stack: %s; lower notes:replicas or notes:dbPoolSize, or raise notes:dbMaxConnections", c.DBMaxConnections, b)
+	}
+	for role, o := range c.VolumeDriverOpts {
+		key := volumeOptKeys[role]
+		switch {
+		case role == "pgdata" && c.ExternalDB:
+			add(key, "has no effect with notes:databaseUrl (no Postgres container); remove it")
+		case role == "backups" && !c.BackupsEnabled:
+			add(key, "has no effect without notes:backups true; remove it")
+		default:
+			if err := validateVolumeDriverOpts(key, o); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	for _, e := range append(c.validateEngine(), c.validateCluster()...) {
 		add(e.Key, "%s", e.Msg)

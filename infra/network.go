@@ -14,6 +14,8 @@ type NetworkArgs struct {
 	// Volumes are the roles of the data volumes to create (pgdata, backups, letsencrypt,
 	// acme-webroot); each is named notes-<stack>-<role>.
 	Volumes []string
+	// DriverOpts are the local driver options of the volumes by role (Config.VolumeDriverOpts).
+	DriverOpts map[string]map[string]string
 	// Protect protects the volumes from `pulumi destroy` and keeps them on the host when deleted.
 	Protect bool
 	// Overlay makes it an attachable overlay network (engine swarm): services and the migration
@@ -74,10 +76,15 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 
 	outs := pulumi.Map{"network": net.Name}
 	for _, role := range args.Volumes {
-		v, err := docker.NewVolume(ctx, name+"-"+role, &docker.VolumeArgs{
+		vArgs := &docker.VolumeArgs{
 			Name:   pulumi.String(objectName(args.Stack, role)),
 			Labels: volumeLabels(args.Stack, role),
-		}, pulumi.Parent(n), volProv, pulumi.Protect(args.Protect), pulumi.RetainOnDelete(args.Protect))
+		}
+		if o := args.DriverOpts[role]; len(o) > 0 {
+			// Unset, not an empty map, without options: the state of existing stacks stays as it is.
+			vArgs.DriverOpts = pulumi.ToStringMap(o)
+		}
+		v, err := docker.NewVolume(ctx, name+"-"+role, vArgs, pulumi.Parent(n), volProv, pulumi.Protect(args.Protect), pulumi.RetainOnDelete(args.Protect))
 		if err != nil {
 			return nil, err
 		}

@@ -87,11 +87,6 @@ type ProxyArgs struct {
 	// embedded DNS), so an app deploy changes nothing here and reloads nothing.
 	UpstreamDNS string
 	DrainDelay  time.Duration // the replicas': nginx's idle upstream connections close before it ends
-	// UpstreamsReady (the replicas) is only what the configuration command waits for, not one
-	// of its inputs: its first installation finds the alias with an address (a stack that
-	// switches from named upstreams to the alias would otherwise answer 502 until its new
-	// replicas exist), and an app deploy, which replaces the replicas, does not re-run it.
-	UpstreamsReady []pulumi.Resource
 }
 
 // ACMEArgs is the certbot side of tls=acme.
@@ -112,7 +107,11 @@ type Proxy struct {
 	pulumi.ResourceState
 
 	Container *docker.Container
-	Config    *local.Command
+	// Check runs the new configuration through `nginx -t` in a throw-away container of the
+	// nginx image, before anything of the stack changes: the migration waits for it
+	// (AppArgs.ConfigChecked), so a configuration nginx rejects fails the deploy first.
+	Check  *local.Command
+	Config *local.Command
 	// Ready is what has to finish before the new configuration is live (the config command):
 	// the smoke check and retire wait for it.
 	Ready []pulumi.Resource
@@ -121,6 +120,12 @@ type Proxy struct {
 	// SmokeTrust is what the smoke check trusts besides the public CAs (SmokeProbe.Trust): with
 	// tls=acme the placeholder certificate and ACME.CABundle; nil otherwise.
 	SmokeTrust pulumi.StringInput
+
+	// What Install needs of NewProxy.
+	name, renderedHash string
+	args               *ProxyArgs
+	prov               pulumi.ResourceOrInvokeOption
+	stdin              pulumi.StringOutput
 }
 
 // certbotHealthTest fails while certbot's last run failed (scripts/certbot-loop.sh writes
@@ -272,12 +277,6 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		// containers as they are.)
 		cargs.Envs = pulumi.StringArray{pulumi.String("NOTES_CERT_DOMAIN=" + args.Domain)}
 	}
-	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov, pulumi.DependsOn(args.HostReady),
-		pulumi.ResourceHooks(args.Orphans))
-	if err != nil {
-		return nil, err
-	}
-	p.Container = c
 
 	// stdin: a base64 tar.gz of the files (plus the TLS material). Secret when it holds a key.
 	var stdin pulumi.StringOutput
@@ -316,19 +315,55 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		stdin = pulumi.String(b64).ToStringOutput()
 	}
 
+	// The same files and the same script as the installation, in a container of the same image
+	// that nothing else sees (no network, removed at once).
+	checkCmd, checkEnv := args.OnHost.Docker("run", "--rm", "-i", "--network", "none", "--entrypoint", "sh", args.Image,
+		"-c", nginxInstallScript, "sh", string(args.TLS), args.Domain, nginxInstallTmp, placeholderDir, "check")
+	check, err := local.NewCommand(ctx, name+"-config-check", &local.CommandArgs{
+		Create:      pulumi.String(checkCmd),
+		Environment: checkEnv,
+		Stdin:       stdin,
+		// Re-run with the configuration (stdin: with the TLS material) and the image.
+		Triggers: pulumi.Array{pulumi.String(renderedHash), img.ImageId},
+		Logging:  local.LoggingStdoutAndStderr,
+	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{img}, args.HostReady...)))
+	if err != nil {
+		return nil, err
+	}
+	p.Check = check
+	// Not even a new nginx image replaces the container before the check passed.
+	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov, pulumi.DependsOn(append([]pulumi.Resource{p.Check}, args.HostReady...)),
+		pulumi.ResourceHooks(args.Orphans))
+	if err != nil {
+		return nil, err
+	}
+	p.Container = c
+	p.name, p.renderedHash, p.args, p.prov, p.stdin = name, renderedHash, args, prov, stdin
+	return p, nil
+}
+
+// Install registers the rest of the Proxy: the command that installs the configuration into the
+// nginx container, and certbot (tls=acme). NewProxy comes first, so the app's migration can wait
+// for Check. upstreamsReady (the replicas) is only what the installation waits for, not one of
+// its inputs: its first run finds the alias with an address (a stack that switches from named
+// upstreams to the alias would otherwise answer 502 until its new replicas exist), and an app
+// deploy, which replaces the replicas, does not re-run it.
+func (p *Proxy) Install(ctx *pulumi.Context, upstreamsReady []pulumi.Resource) error {
+	name, args, prov, c := p.name, p.args, p.prov, p.Container
+	acme := args.TLS == nginx.TLSACME
 	cmd, env := args.OnHost.Docker("exec", "-i", name, "sh", "-c", nginxInstallScript, "sh",
 		string(args.TLS), args.Domain, nginxInstallTmp, placeholderDir)
 	conf, err := local.NewCommand(ctx, name+"-config", &local.CommandArgs{
 		Create:      pulumi.String(cmd),
 		Environment: env,
-		Stdin:       stdin,
+		Stdin:       p.stdin,
 		// Only the configuration itself or a new container re-run it: never an app deploy.
-		Triggers: pulumi.Array{pulumi.String(renderedHash), c.ID()},
+		Triggers: pulumi.Array{pulumi.String(p.renderedHash), c.ID()},
 		Logging:  local.LoggingStdoutAndStderr,
 		// The container's removal takes the files with it.
-	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{c}, args.UpstreamsReady...)))
+	}, pulumi.Parent(p), pulumi.DependsOn(append([]pulumi.Resource{c, p.Check}, upstreamsReady...)))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.Config = conf
 	p.Ready = []pulumi.Resource{conf}
@@ -339,7 +374,7 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 			KeepLocally: pulumi.Bool(true),
 		}, pulumi.Parent(p), prov)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// Obtains the certificate, then renews it when due (checked hourly, certbot acts 30 days
 		// before expiry); the nginx container's cert-watch loop reloads nginx on a new one. The
@@ -378,14 +413,11 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 			Labels:       containerLabels(args.Stack, "certbot"),
 		}, pulumi.Parent(p), prov, pulumi.DependsOn([]pulumi.Resource{conf}), pulumi.ResourceHooks(args.Orphans))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.CertbotName = certbot.Name
 	}
 
-	outs := pulumi.Map{"container": c.Name, "configHash": pulumi.String(renderedHash)}
-	if err := ctx.RegisterResourceOutputs(p, outs); err != nil {
-		return nil, err
-	}
-	return p, nil
+	outs := pulumi.Map{"container": c.Name, "configHash": pulumi.String(p.renderedHash)}
+	return ctx.RegisterResourceOutputs(p, outs)
 }

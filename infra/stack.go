@@ -76,7 +76,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		volumes = append(volumes, "letsencrypt", "acme-webroot")
 	}
 	if s.Network, err = NewNetwork(ctx, cfg.Name("net"), &NetworkArgs{
-		Stack: cfg.Stack, Provider: prov, Volumes: volumes, Protect: cfg.Protect,
+		Stack: cfg.Stack, Provider: prov, Volumes: volumes, DriverOpts: cfg.VolumeDriverOpts, Protect: cfg.Protect,
 	}, after); err != nil {
 		return nil, err
 	}
@@ -94,6 +94,25 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		return nil, err
 	}
 
+	proxyArgs := &ProxyArgs{
+		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
+		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
+		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
+		AuthMethods: cfg.AuthMethods(),
+		TLS:         cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		UpstreamDNS: ReplicaAlias(cfg.Stack), DrainDelay: cfg.DrainDelay,
+	}
+	if cfg.TLS == nginx.TLSACME {
+		proxyArgs.ACME = ACMEArgs{
+			Email: cfg.ACMEEmail, Server: cfg.ACMEDirectory(), CABundle: cfg.ACMECABundle, CertbotImage: cfg.CertbotImage,
+			LetsEncrypt: s.Network.Volumes["letsencrypt"], Webroot: s.Network.Volumes["acme-webroot"],
+		}
+	}
+	// Before the app: its migration waits for the check of the new nginx configuration.
+	if s.Proxy, err = NewProxy(ctx, cfg.Name("nginx"), proxyArgs, after); err != nil {
+		return nil, err
+	}
+
 	retire := newRetireTimings(cfg.DrainWait(), nginxDNSValid())
 	appArgs := &AppArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
@@ -105,8 +124,8 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		StopGrace: retire.StopGrace(), Linger: retire.Linger, StartTimeout: cfg.StartTimeout,
 		Network: network, NetworkName: cfg.Name("net"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
-		DatabaseReady: s.Database.Ready,
-		WriteAuth:     cfg.WriteAuth, TrustedProxies: s.Network.Subnets,
+		DatabaseReady: s.Database.Ready, ConfigChecked: []pulumi.Resource{s.Proxy.Check},
+		WriteAuth: cfg.WriteAuth, TrustedProxies: s.Network.Subnets,
 	}
 	if cfg.WriteAuth != WriteAuthNone {
 		appArgs.APITokens = cfg.APITokensFile()
@@ -114,22 +133,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	if s.App, err = NewApp(ctx, cfg.Name("app"), appArgs, after); err != nil {
 		return nil, err
 	}
-
-	proxyArgs := &ProxyArgs{
-		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
-		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
-		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
-		AuthMethods: cfg.AuthMethods(),
-		TLS:         cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
-		UpstreamDNS: ReplicaAlias(cfg.Stack), UpstreamsReady: s.App.Ready, DrainDelay: cfg.DrainDelay,
-	}
-	if cfg.TLS == nginx.TLSACME {
-		proxyArgs.ACME = ACMEArgs{
-			Email: cfg.ACMEEmail, Server: cfg.ACMEDirectory(), CABundle: cfg.ACMECABundle, CertbotImage: cfg.CertbotImage,
-			LetsEncrypt: s.Network.Volumes["letsencrypt"], Webroot: s.Network.Volumes["acme-webroot"],
-		}
-	}
-	if s.Proxy, err = NewProxy(ctx, cfg.Name("nginx"), proxyArgs, after); err != nil {
+	if err := s.Proxy.Install(ctx, s.App.Ready); err != nil {
 		return nil, err
 	}
 

@@ -294,7 +294,7 @@ func (d *swarmDeploy) network() error {
 		return err
 	}
 	net, err := NewNetwork(d.ctx, d.cfg.Name("net"), &NetworkArgs{
-		Stack: d.cfg.Stack, Provider: d.provider, Volumes: volumes, Protect: d.cfg.Protect, Overlay: true,
+		Stack: d.cfg.Stack, Provider: d.provider, Volumes: volumes, DriverOpts: d.cfg.VolumeDriverOpts, Protect: d.cfg.Protect, Overlay: true,
 		VolumeProvider: volProv,
 	}, d.parent)
 	if err != nil {

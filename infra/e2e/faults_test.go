@@ -19,11 +19,13 @@ import (
 
 // TestFaults is `make faults`: faults injected into a deployed stack (2 replicas, nginx in
 // front, 16 clients of mixed load that send an Idempotency-Key with every POST), on engine
-// containers and then engine swarm. It prints one table of every fault: load,
+// containers (and a small tls=provided stack for the rejected nginx configuration) and then
+// engine swarm. It prints one table of every fault: load,
 // failed requests by status, how long the fault lasted, the seconds of failure after the repair,
 // acknowledged writes lost. It asserts on what a user sees, not on timings: no acknowledged
 // write lost, no 502 for a database outage (the replicas are healthy; the database is not), no
-// failed idempotent request when one replica crashes.
+// failed idempotent request when one replica crashes, only 503s for writes while the database
+// volume is full, no failed request and no lost dump while the backup volume is full.
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	var rows []faultRow
@@ -32,15 +34,25 @@ func TestFaults(t *testing.T) {
 		// Deployed over SSH, the way a remote host is, so the deploy faults can drop the
 		// connection; the runtime faults do not care how the stack got there.
 		h := startSSHD(t)
+		// Before the stack: unmounted only after the stack's cleanup removed its containers.
+		pgdata, backups := hostTmpfs(t, "256m"), hostTmpfs(t, "96m")
 		s, _ := devStack(t, "f")
 		s.set("notes:dockerHost", h.dockerHost())
 		s.setList("notes:sshOpts", h.SSHOpts)
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000") // see TestDeployLocal
+		bindVolume(s, "notes:dbVolumeDriverOpts", pgdata)
+		bindVolume(s, "notes:backupVolumeDriverOpts", backups)
 		timed(t, "containers: up", func() { s.up() })
 		rows = append(rows, runFaults(t, containersFaults(s))...)
+		rows = append(rows, readyzFlood(t, s, 2))
+		rows = append(rows, diskFullFaults(t, s, pgdata)...)
+		rows = append(rows, backupFullFault(t, s, backups))
 		rows = append(rows, deployFaults(t, s, h)...)
 		timed(t, "containers: destroy", func() { s.destroy() })
+	})
+	t.Run("nginx configuration rejected", func(t *testing.T) {
+		rows = append(rows, nginxConfigRejected(t))
 	})
 	t.Run("engine swarm", func(t *testing.T) {
 		ensureSwarmManager(t)
@@ -59,6 +71,7 @@ func TestFaults(t *testing.T) {
 type faultTarget struct {
 	engine string
 	s      *stack
+	client *http.Client // of the load; nil: plain HTTP
 	// database is the running Postgres container (on engine swarm: its task's), "" while there
 	// is none.
 	database func(t *testing.T) string
@@ -195,6 +208,9 @@ func faultUnderLoad(t *testing.T, ft faultTarget, clients int, fault string, inj
 	t.Helper()
 	api := ft.s.output("apiUrl")
 	l := newLoad(api, clients)
+	if ft.client != nil {
+		l.client = ft.client
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.run(ctx, clients); close(done) }()
@@ -232,27 +248,43 @@ func faultUnderLoad(t *testing.T, ft faultTarget, clients int, fault string, inj
 	return row
 }
 
-// lostAcked reads every acknowledged note back and counts those missing or different.
+// lostAcked reads every acknowledged note back and counts those missing or different. A read
+// that gets no answer or a 5xx says nothing about the note: it is repeated for up to a minute
+// (the stack may still be recovering from the fault), and a note still unread then counts as lost.
 func lostAcked(t *testing.T, l *load) int {
 	t.Helper()
 	lost := 0
 	for id, want := range l.acked {
-		resp, err := l.client.Get(fmt.Sprintf("%s/%d", l.notesURL, id))
-		if err != nil {
-			t.Fatalf("reading note %d back: %v", id, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var got notePayload
-		if err == nil {
-			err = json.Unmarshal(body, &got)
-		}
-		if resp.StatusCode != http.StatusOK || err != nil || got != want {
-			lost++
-			t.Logf("note %d: status %d, reads back as %+v, acknowledged %+v", id, resp.StatusCode, got, want)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			status, got, err := readNote(l.client, fmt.Sprintf("%s/%d", l.notesURL, id))
+			if (err != nil || status >= 500) && time.Now().Before(deadline) {
+				time.Sleep(500 * time.Millisecond)
+				continue
+			}
+			if status != http.StatusOK || err != nil || got != want {
+				lost++
+				t.Logf("note %d: status %d (%v), reads back as %+v, acknowledged %+v", id, status, err, got, want)
+			}
+			break
 		}
 	}
 	return lost
+}
+
+// readNote GETs one note: its status and, with 200, the note.
+func readNote(c *http.Client, url string) (int, notePayload, error) {
+	var n notePayload
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, n, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode == http.StatusOK {
+		err = json.Unmarshal(body, &n)
+	}
+	return resp.StatusCode, n, err
 }
 
 // waitFor polls ok every 200 ms until it holds and returns when the successful probe started

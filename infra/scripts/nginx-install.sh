@@ -9,11 +9,14 @@
 # the upstream (nginx 1.27.3 and later; keeps the keep-alive pool). The second is installed when
 # the running nginx is recent enough and accepts it (docs/nginx.md has the measured difference).
 #
-#   nginx-install.sh TLS_MODE DOMAIN TMP PLACEHOLDER_DIR
+#   nginx-install.sh TLS_MODE DOMAIN TMP PLACEHOLDER_DIR [MODE]
 #     TLS_MODE         off, provided or acme
 #     DOMAIN           certificate name (acme)
 #     TMP              scratch path prefix inside the container
 #     PLACEHOLDER_DIR  directory under /etc/nginx with the self-signed placeholder (acme)
+#     MODE             install (the default), or check: the same steps in a throw-away
+#                      container of the nginx image, ending with `nginx -t` and no reload, so a
+#                      configuration nginx rejects fails the deploy before anything changes
 set -eu
 
 # supports_resolve VERSION: whether nginx VERSION (e.g. 1.27.3) takes "server ... resolve" in an
@@ -37,6 +40,8 @@ tls=$1
 domain=$2
 tmp=$3
 placeholder=$4
+mode=${5:-install}
+case $mode in install | check) ;; *) echo "nginx-install.sh: MODE must be install or check, got '$mode'" >&2; exit 2 ;; esac
 new=$tmp.new
 prev=$tmp.prev
 rm -rf "$new" "$prev"
@@ -75,11 +80,19 @@ if supports_resolve "$version"; then
 fi
 echo "phase roll out: nginx $version: replicas by DNS ($form)"
 if ! nginx -t 2>&1; then
+  if [ "$mode" = check ]; then
+    echo "phase check: nginx $version rejects the new configuration (above); nothing of the stack was changed" >&2
+    exit 1
+  fi
   echo "phase roll out: nginx -t failed; restoring the previous configuration" >&2
   rm -rf /etc/nginx
   cp -a "$prev" /etc/nginx
   rm -rf "$new" "$prev"
   exit 1
+fi
+if [ "$mode" = check ]; then
+  echo "phase check: nginx $version accepts the new configuration"
+  exit 0
 fi
 nginx -s reload
 rm -rf "$new" "$prev"

@@ -10,6 +10,7 @@
 #   notes-backup verify [FILE]   # restore FILE (default: the newest dump) into a scratch database and
 #                                # compare every table's row count with the source at dump time
 #   notes-backup health          # exit 0 while the last good dump is younger than 2 x $BACKUP_INTERVAL
+#                                # and the next dump fits into $BACKUP_DIR
 #   notes-backup list            # dumps, newest first
 #   notes-backup restore FILE    # restore FILE (a name from `list` or a path) into the database
 #
@@ -248,8 +249,13 @@ verify() {
 }
 
 # health: the container's healthcheck. Unhealthy once the newest good dump is older than two
-# intervals (or, without any, two intervals after the loop started).
+# intervals (or, without any, two intervals after the loop started), and while the next dump
+# would not fit into the backup volume: that backup will fail, and no retry fixes it.
 health() {
+  if [ -d "$dir" ] && ! full=$(check_space 2>&1); then
+    echo "${full#notes-backup: }"
+    return 1
+  fi
   limit=$((2 * interval))
   nowsec=$(date +%s)
   f=$(newest_good)

@@ -298,6 +298,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, count int) (int64, error) {
 
 // mapError turns a pgx error into a *notes.Error: no rows is ENOTFOUND,
 // data and constraint errors (SQLSTATE classes 22 and 23) are EUNPROCESS,
+// insufficient resources (class 53, disk full among them) is EUNAVAILABLE,
 // and anything else from the database (connection refused, shutdown,
 // timeouts, too many connections) is EUNAVAILABLE. A cancelled request
 // context stays context.Canceled.
@@ -312,6 +313,12 @@ func mapError(err error, op string) error {
 			// Postgres's text names tables, constraints and values: it goes to the log
 			// (through Err), the client gets our words.
 			return &notes.Error{Code: notes.EUNPROCESS, Message: "the database rejected the note", Err: fmt.Errorf("%s: %w", op, err)}
+		case "53":
+			// Insufficient resources: disk full (53100, a table or index that cannot grow),
+			// out of memory, too many connections. The database is up but cannot take this
+			// now; the client may retry. (A WAL segment that cannot be created is a PANIC
+			// instead: the server restarts, and the request sees a lost connection.)
+			return &notes.Error{Code: notes.EUNAVAILABLE, Message: "the database is out of resources (disk, memory or connections)", Err: fmt.Errorf("%s: %w", op, err)}
 		case "42":
 			// Syntax error or undefined table: most likely migrations were not run.
 			return &notes.Error{Code: notes.EUNAVAILABLE, Message: "database schema is not ready", Err: fmt.Errorf("%s: %w", op, err)}
