@@ -48,6 +48,8 @@ type DatabaseArgs struct {
 	Protect bool
 	// MaxConnections is Postgres's max_connections (Config.Connections is checked against it).
 	MaxConnections int
+	// MemoryMB is the container's memory limit (notes:dbMemory); its pids limit is dbPids.
+	MemoryMB int
 }
 
 // Database is the Postgres container (or, with an external database, only the connection
@@ -147,10 +149,14 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			Retries:     pulumi.Int(5),
 			StartPeriod: pulumi.String("1m0s"), // Go duration format, as the provider reads it back,
 		},
-		Wait:                pulumi.Bool(true),
-		WaitTimeout:         pulumi.Int(180),
-		Restart:             pulumi.String("unless-stopped"),
-		ShmSize:             pulumi.Int(256),
+		Wait:        pulumi.Bool(true),
+		WaitTimeout: pulumi.Int(180),
+		Restart:     pulumi.String("unless-stopped"),
+		ShmSize:     pulumi.Int(256),
+		// A memory limit is changed in place (docker update): an existing, protected database
+		// container is not replaced for it.
+		Memory:              pulumi.Int(args.MemoryMB),
+		MemorySwap:          pulumi.Int(args.MemoryMB),
 		SecurityOpts:        pulumi.ToStringArray([]string{"no-new-privileges"}),
 		StopTimeout:         pulumi.Int(60),
 		DestroyGraceSeconds: pulumi.Int(60),
@@ -163,6 +169,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		// changes go through the password command below instead.
 		pulumi.IgnoreChanges([]string{"envs", "uploads"}), pulumi.Protect(args.Protect), pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
+		return nil, err
+	}
+
+	if _, err := newPidsLimit(ctx, name+"-pids", args.OnHost, c, dbPids(args.MaxConnections), pulumi.Parent(d)); err != nil {
 		return nil, err
 	}
 
@@ -276,6 +286,11 @@ func newDBMajorGuard(ctx *pulumi.Context, name, major string, opts ...pulumi.Res
 		Update: pulumi.String(dbMajorRefusal),
 	}, opts...)
 }
+
+// dbPids is the Postgres container's or task's pids limit: a backend per connection, plus its
+// background processes, parallel workers and the psql and pg_isready of the program and the
+// healthcheck.
+func dbPids(maxConnections int) int { return maxConnections + 64 }
 
 // postgresCommand is the database's command on both engines: max_connections set explicitly, so
 // the connection check of `pulumi up` (Config.Connections) holds whatever the image's initdb

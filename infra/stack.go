@@ -90,6 +90,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
 		Protect:        cfg.Protect,
 		MaxConnections: cfg.DBMaxConnections,
+		MemoryMB:       cfg.DBMemoryMB,
 	}, after); err != nil {
 		return nil, err
 	}

@@ -88,12 +88,16 @@ func TestProdStack(t *testing.T) {
 	if strings.Join(published, ",") != "0.0.0.0:443->443,0.0.0.0:80->80" {
 		t.Errorf("prod nginx ports = %v", published)
 	}
-	// ACME: certbot with the shared volumes, cert-watch script uploaded into nginx.
+	// ACME: certbot with the shared volumes; the cert-watch script in nginx's configuration
+	// volume, started before the image's entrypoint.
 	m.named(t, "notes-prod-nginx-certbot")
 	m.named(t, "notes-prod-net-letsencrypt")
 	m.named(t, "notes-prod-net-acme-webroot")
-	if !strings.Contains(fmt.Sprint(prop(ng, "uploads")), "90-notes-cert-watch.sh") {
-		t.Error("nginx container lacks the cert-watch upload in acme mode")
+	if files := renderedFiles(t, m.named(t, "notes-prod-nginx-init")); files["notes-cert-watch.sh"] != certWatchScript {
+		t.Errorf("nginx-init writes %v, want notes-cert-watch.sh in acme mode", keys(files))
+	}
+	if ep := strings.Join(strs(prop(ng, "entrypoints")), " "); !strings.Contains(ep, nginxCertWatch+" && exec /docker-entrypoint.sh") {
+		t.Errorf("nginx entrypoint %q does not start the cert watcher", ep)
 	}
 
 	// SSH host, bootstrap before the provider.
@@ -121,14 +125,16 @@ func TestProdStack(t *testing.T) {
 		t.Errorf("nginx config command = %.200q", c)
 	}
 
-	// Data volumes protected and retained.
+	// Data volumes protected and retained; nginx's configuration volume is rendered again by
+	// every up, and goes with the stack.
 	vols := m.byType(volumeT)
-	if len(vols) != 4 {
-		t.Errorf("prod volumes = %d, want pgdata, backups, letsencrypt, acme-webroot", len(vols))
+	if len(vols) != 5 {
+		t.Errorf("prod volumes = %d, want pgdata, backups, letsencrypt, acme-webroot, nginx-conf", len(vols))
 	}
 	for _, v := range vols {
-		if !v.Protect || !v.Retain {
-			t.Errorf("prod volume %s: protect=%v retainOnDelete=%v, want both", v.Name, v.Protect, v.Retain)
+		data := v.Name != "notes-prod-nginx-conf"
+		if v.Protect != data || v.Retain != data {
+			t.Errorf("prod volume %s: protect=%v retainOnDelete=%v, want %v", v.Name, v.Protect, v.Retain, data)
 		}
 	}
 	commonChecks(t, m, "prod", cfg)
@@ -580,7 +586,7 @@ func TestCertbotACMEServer(t *testing.T) {
 			}
 			envs := strings.Join(strs(prop(cb, "envs")), " ")
 			uploads := fmt.Sprint(prop(cb, "uploads"))
-			if _, private := tc.set["notes:acmeCaBundle"]; private != strings.Contains(envs, "REQUESTS_CA_BUNDLE="+certbotCABundle) || private != strings.Contains(uploads, certbotCABundle) {
+			if _, private := tc.set["notes:acmeCaBundle"]; private != strings.Contains(envs, "REQUESTS_CA_BUNDLE="+certbotCABundleInVolume) || private != strings.Contains(uploads, certbotCABundleInVolume) {
 				t.Errorf("private CA %v: envs %q, uploads %s", private, envs, uploads)
 			}
 			if nets := fmt.Sprint(prop(cb, "networksAdvanced")); !strings.Contains(nets, "name") {

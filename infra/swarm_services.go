@@ -85,8 +85,12 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 			},
 			NetworksAdvanceds: d.networks,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},
-			RestartPolicy:     restartAny(),
-			LogDriver:         jsonLogs(),
+			// A new limit is a service update: the database task restarts once.
+			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
+				MemoryBytes: pulumi.Int(cfg.DBMemoryMB << 20),
+			}},
+			RestartPolicy: restartAny(),
+			LogDriver:     jsonLogs(),
 		},
 		UpdateConfig:   updateConfig("stop-first", 30*time.Second, "pause"),
 		ConvergeConfig: converge(5 * time.Minute),
@@ -352,7 +356,7 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 			return nil, "", err
 		}
 		secrets = docker.ServiceTaskSpecContainerSpecSecretArray{
-			secretFile(cert, nginxTLSCert, "0", 0o444), secretFile(key, nginxTLSKey, "0", 0o400),
+			secretFile(cert, nginxTLSCert, "0", 0o444), secretFile(key, nginxTLSKey, fmt.Sprint(nginxUID), 0o400),
 		}
 		ports = append(ports, hostPort(nginxHTTPSPort, cfg.HTTPSPort))
 	}
@@ -369,8 +373,12 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 				Image:   pulumi.String(cfg.NginxImage),
 				Configs: configs,
 				Secrets: secrets,
-				Mounts:  mounts,
+				Mounts:  append(mounts, tmpfsMounts(nginxTmpfs)...),
 				Env:     env,
+				// As on engine containers: nginx's own user, no capability, read-only root.
+				User:     pulumi.String(nginxUser),
+				ReadOnly: pulumi.Bool(true),
+				CapDrops: pulumi.ToStringArray([]string{"ALL"}),
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray(nginxHealthTest),
 					Interval:    pulumi.String("5s"),
@@ -380,13 +388,16 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 				},
 				StopGracePeriod: pulumi.String("30s"),
 				Labels:          taskLabels(cfg.Stack, "nginx"),
-				Sysctl:          pulumi.StringMap{},
+				Sysctl:          pulumi.ToStringMap(unprivilegedPorts),
 			},
 			NetworksAdvanceds: d.networks,
 			Placement: docker.ServiceTaskSpecPlacementArgs{
 				Constraints: pulumi.ToStringArray(d.placeOnEdgeNode()),
 				MaxReplicas: pulumi.Int(1),
 			},
+			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
+				MemoryBytes: pulumi.Int(nginxMemoryMB << 20),
+			}},
 			RestartPolicy: restartAny(),
 			LogDriver:     jsonLogs(),
 		},

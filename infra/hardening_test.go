@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+)
+
+// hardening is what every container (engine containers) or task (engine swarm) of a role runs
+// with (docs/infra.md, Hardening). The values are spelled out here, not taken from the program:
+// this is the specification.
+type hardening struct {
+	user     string // "" = the image's own (Postgres's entrypoint drops to postgres itself)
+	capDrop  bool   // every capability dropped
+	readOnly bool
+	tmpfs    []string
+	sysctls  map[string]string
+	memoryMB int
+	pids     int // engine containers: set with docker update; 0 = none expected
+}
+
+var unprivilegedPortsWant = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+
+// hardeningWant is the table for both engines; swarm has no pids limits (the provider has no
+// input for them) and its app and nginx tmpfs are mounts.
+func hardeningWant(swarm bool) map[string]hardening {
+	w := map[string]hardening{
+		"app":     {user: "65532:65532", capDrop: true, readOnly: swarm, tmpfs: []string{"/tmp"}, memoryMB: 256},
+		"nginx":   {user: "101:101", capDrop: true, readOnly: true, tmpfs: []string{"/tmp", "/var/cache/nginx"}, sysctls: unprivilegedPortsWant, memoryMB: 256, pids: 256},
+		"certbot": {user: "0:101", capDrop: true, readOnly: true, tmpfs: []string{"/tmp", "/var/lib/letsencrypt", "/var/log/letsencrypt"}, memoryMB: 256, pids: 64},
+		"db":      {memoryMB: 1024, pids: 164},
+		"backup":  {capDrop: true, memoryMB: 512},
+	}
+	if swarm {
+		for role, h := range w {
+			h.pids = 0
+			w[role] = h
+		}
+		// The db task's /dev/shm is a tmpfs mount on swarm (engine containers: ShmSize).
+		db := w["db"]
+		db.tmpfs = []string{"/dev/shm"}
+		w["db"] = db
+	}
+	return w
+}
+
+// roleOf is the com.notes-stack.role label of a container or service.
+func roleOf(labels resource.PropertyValue) string {
+	for _, l := range unsecret(labels).ArrayValue() {
+		if o := obj(l); str(o["label"]) == "com.notes-stack.role" {
+			return str(o["value"])
+		}
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[resource.PropertyKey]V) []string {
+	var k []string
+	for key := range m {
+		k = append(k, string(key))
+	}
+	sort.Strings(k)
+	return k
+}
+
+func stringMap(v resource.PropertyValue) map[string]string {
+	out := map[string]string{}
+	for k, val := range obj(v) {
+		out[string(k)] = str(val)
+	}
+	return out
+}
+
+// pidsLimits maps a container name to the limit a `docker update --pids-limit` command sets.
+func pidsLimits(m *mocks) map[string]int {
+	out := map[string]int{}
+	for _, c := range m.byType(commandT) {
+		// Quoted for ssh on an ssh:// host.
+		f := strings.Fields(strings.NewReplacer("'", " ", `"`, " ").Replace(str(prop(c, "create"))))
+		for i := 0; i+3 < len(f); i++ {
+			if f[i] == "update" && f[i+1] == "--pids-limit" {
+				var n int
+				fmt.Sscan(f[i+2], &n)
+				out[f[i+3]] = n
+			}
+		}
+	}
+	return out
+}
+
+func TestEveryContainerHardened(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) {
+			m := mustDeploy(t, stack, stackConfig(t, stack))
+			want := hardeningWant(false)
+			pids := pidsLimits(m)
+			seen := map[string]bool{}
+			for _, c := range m.byType(containerT) {
+				role := roleOf(prop(c, "labels"))
+				w, ok := want[role]
+				if !ok {
+					t.Errorf("container %s: role %q has no hardening in the table", c.Name, role)
+					continue
+				}
+				seen[role] = true
+				name := str(prop(c, "name"))
+				if u := str(prop(c, "user")); u != w.user {
+					t.Errorf("%s: user %q, want %q", c.Name, u, w.user)
+				}
+				if d := strs(obj(prop(c, "capabilities"))["drops"]); w.capDrop != slices.Equal(d, []string{"ALL"}) {
+					t.Errorf("%s: capabilities drops %v, want ALL: %v", c.Name, d, w.capDrop)
+				}
+				if a := strs(obj(prop(c, "capabilities"))["adds"]); len(a) > 0 {
+					t.Errorf("%s: adds capabilities %v", c.Name, a)
+				}
+				if so := strs(prop(c, "securityOpts")); !slices.Contains(so, "no-new-privileges") {
+					t.Errorf("%s: securityOpts %v, want no-new-privileges", c.Name, so)
+				}
+				if boolean(prop(c, "privileged")) {
+					t.Errorf("%s is privileged", c.Name)
+				}
+				if ro := boolean(prop(c, "readOnly")); ro != w.readOnly {
+					t.Errorf("%s: readOnly %v, want %v", c.Name, ro, w.readOnly)
+				}
+				if tm := sortedKeys(obj(prop(c, "tmpfs"))); !slices.Equal(tm, w.tmpfs) {
+					t.Errorf("%s: tmpfs %v, want %v", c.Name, tm, w.tmpfs)
+				}
+				for _, o := range obj(prop(c, "tmpfs")) {
+					if !strings.Contains(str(o), "noexec") {
+						t.Errorf("%s: tmpfs %q is executable", c.Name, str(o))
+					}
+				}
+				if sc := stringMap(prop(c, "sysctls")); !maps.Equal(sc, w.sysctls) && (len(sc) > 0 || len(w.sysctls) > 0) {
+					t.Errorf("%s: sysctls %v, want %v", c.Name, sc, w.sysctls)
+				}
+				if mem, swap := num(prop(c, "memory")), num(prop(c, "memorySwap")); mem != w.memoryMB || swap != w.memoryMB {
+					t.Errorf("%s: memory %d swap %d, want %d MiB and no swap", c.Name, mem, swap, w.memoryMB)
+				}
+				if p := pids[name]; p != w.pids {
+					t.Errorf("%s: pids limit %d, want %d", c.Name, p, w.pids)
+				}
+			}
+			for _, role := range []string{"app", "nginx", "db", "backup"} {
+				if !seen[role] {
+					t.Errorf("no %s container", role)
+				}
+			}
+			if stack == "prod" && !seen["certbot"] {
+				t.Error("no certbot container in the acme stack")
+			}
+		})
+	}
+}
+
+func TestEveryServiceHardened(t *testing.T) {
+	cfg := swarmConfig(t, map[string]string{
+		"notes:tls": "acme", "notes:domain": "notes.test", "notes:acmeEmail": "ops@notes.test", "notes:httpsPort": "8443",
+	})
+	m := mustDeploy(t, "dev", cfg)
+	want := hardeningWant(true)
+	seen := map[string]bool{}
+	for _, s := range m.byType(serviceT) {
+		role := roleOf(prop(s, "labels"))
+		w, ok := want[role]
+		if !ok {
+			t.Errorf("service %s: role %q has no hardening in the table", s.Name, role)
+			continue
+		}
+		seen[role] = true
+		spec := containerSpec(s)
+		if u := str(spec["user"]); u != w.user {
+			t.Errorf("%s: user %q, want %q", s.Name, u, w.user)
+		}
+		if d := strs(spec["capDrops"]); w.capDrop != slices.Equal(d, []string{"ALL"}) {
+			t.Errorf("%s: capDrops %v, want ALL: %v", s.Name, d, w.capDrop)
+		}
+		if a := strs(spec["capAdds"]); len(a) > 0 {
+			t.Errorf("%s: adds capabilities %v", s.Name, a)
+		}
+		if ro := boolean(spec["readOnly"]); ro != w.readOnly {
+			t.Errorf("%s: readOnly %v, want %v", s.Name, ro, w.readOnly)
+		}
+		var tm []string
+		for _, mnt := range unsecret(spec["mounts"]).ArrayValue() {
+			if o := obj(mnt); str(o["type"]) == "tmpfs" {
+				tm = append(tm, str(o["target"]))
+			}
+		}
+		sort.Strings(tm)
+		wantTmpfs := w.tmpfs
+		if role == "nginx" {
+			// cert-watch.sh writes /etc/nginx/tls at every start (tls=acme).
+			wantTmpfs = append([]string{"/etc/nginx/tls"}, wantTmpfs...)
+		}
+		if !slices.Equal(tm, wantTmpfs) {
+			t.Errorf("%s: tmpfs mounts %v, want %v", s.Name, tm, wantTmpfs)
+		}
+		if sc := stringMap(spec["sysctl"]); !maps.Equal(sc, w.sysctls) && (len(sc) > 0 || len(w.sysctls) > 0) {
+			t.Errorf("%s: sysctl %v, want %v", s.Name, sc, w.sysctls)
+		}
+		limits := obj(obj(obj(prop(s, "taskSpec"))["resources"])["limits"])
+		if mem := num(limits["memoryBytes"]); mem != w.memoryMB<<20 {
+			t.Errorf("%s: memory limit %d, want %d MiB", s.Name, mem, w.memoryMB)
+		}
+	}
+	for _, role := range []string{"app", "nginx", "db", "backup", "certbot"} {
+		if !seen[role] {
+			t.Errorf("no %s service", role)
+		}
+	}
+}
