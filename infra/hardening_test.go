@@ -22,6 +22,8 @@ type hardening struct {
 	sysctls  map[string]string
 	memoryMB int
 	pids     int // engine containers: set with docker update; 0 = none expected
+	// networks, by the suffix of their name after notes-<stack>- (net is the edge network).
+	networks []string
 }
 
 var unprivilegedPortsWant = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
@@ -30,11 +32,11 @@ var unprivilegedPortsWant = map[string]string{"net.ipv4.ip_unprivileged_port_sta
 // input for them) and its app and nginx tmpfs are mounts.
 func hardeningWant(swarm bool) map[string]hardening {
 	w := map[string]hardening{
-		"app":     {user: "65532:65532", capDrop: true, readOnly: swarm, tmpfs: []string{"/tmp"}, memoryMB: 256},
-		"nginx":   {user: "101:101", capDrop: true, readOnly: true, tmpfs: []string{"/tmp", "/var/cache/nginx"}, sysctls: unprivilegedPortsWant, memoryMB: 256, pids: 256},
-		"certbot": {user: "0:101", capDrop: true, readOnly: true, tmpfs: []string{"/tmp", "/var/lib/letsencrypt", "/var/log/letsencrypt"}, memoryMB: 256, pids: 64},
-		"db":      {memoryMB: 1024, pids: 164},
-		"backup":  {capDrop: true, memoryMB: 512},
+		"app":     {user: "65532:65532", capDrop: true, readOnly: swarm, tmpfs: []string{"/tmp"}, memoryMB: 256, networks: []string{"net-app", "net-data"}},
+		"nginx":   {user: "101:101", capDrop: true, readOnly: true, tmpfs: []string{"/tmp", "/var/cache/nginx"}, sysctls: unprivilegedPortsWant, memoryMB: 256, pids: 256, networks: []string{"net", "net-app"}},
+		"certbot": {user: "0:101", capDrop: true, readOnly: true, tmpfs: []string{"/tmp", "/var/lib/letsencrypt", "/var/log/letsencrypt"}, memoryMB: 256, pids: 64, networks: []string{"net"}},
+		"db":      {memoryMB: 1024, pids: 164, networks: []string{"net-data"}},
+		"backup":  {capDrop: true, memoryMB: 512, networks: []string{"net-data"}},
 	}
 	if swarm {
 		for role, h := range w {
@@ -74,6 +76,33 @@ func stringMap(v resource.PropertyValue) map[string]string {
 		out[string(k)] = str(val)
 	}
 	return out
+}
+
+// networkNames are the networks of a container's networksAdvanced or a service's
+// networksAdvanceds, as the suffix after notes-<stack>- (swarm: of the network resource's id).
+func networkNames(stack string, v resource.PropertyValue) []string {
+	var out []string
+	for _, n := range unsecret(v).ArrayValue() {
+		name := strings.TrimPrefix(str(obj(n)["name"]), "notes-"+stack+"-")
+		name = strings.TrimSuffix(strings.Replace(name, "net-network", "net", 1), "_id")
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkNetworks: the app network is internal, and the data network unless a database port is
+// published (it needs a gateway).
+func checkNetworks(t *testing.T, m *mocks, stack string, dataInternal bool) {
+	t.Helper()
+	want := map[string]bool{"notes-" + stack + "-net": false, "notes-" + stack + "-net-app": true, "notes-" + stack + "-net-data": dataInternal}
+	got := map[string]bool{}
+	for _, n := range m.byType("docker:index/network:Network") {
+		got[str(prop(n, "name"))] = boolean(prop(n, "internal"))
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("networks (name: internal) %v, want %v", got, want)
+	}
 }
 
 // pidsLimits maps a container name to the limit a `docker update --pids-limit` command sets.
@@ -144,6 +173,9 @@ func TestEveryContainerHardened(t *testing.T) {
 				if p := pids[name]; p != w.pids {
 					t.Errorf("%s: pids limit %d, want %d", c.Name, p, w.pids)
 				}
+				if n := networkNames(stack, prop(c, "networksAdvanced")); !slices.Equal(n, w.networks) {
+					t.Errorf("%s: networks %v, want %v", c.Name, n, w.networks)
+				}
 			}
 			for _, role := range []string{"app", "nginx", "db", "backup"} {
 				if !seen[role] {
@@ -153,6 +185,8 @@ func TestEveryContainerHardened(t *testing.T) {
 			if stack == "prod" && !seen["certbot"] {
 				t.Error("no certbot container in the acme stack")
 			}
+			// dev publishes its database port on 127.0.0.1.
+			checkNetworks(t, m, stack, stack == "prod")
 		})
 	}
 }
@@ -203,6 +237,9 @@ func TestEveryServiceHardened(t *testing.T) {
 		if sc := stringMap(spec["sysctl"]); !maps.Equal(sc, w.sysctls) && (len(sc) > 0 || len(w.sysctls) > 0) {
 			t.Errorf("%s: sysctl %v, want %v", s.Name, sc, w.sysctls)
 		}
+		if n := networkNames("dev", obj(prop(s, "taskSpec"))["networksAdvanceds"]); !slices.Equal(n, w.networks) {
+			t.Errorf("%s: networks %v, want %v", s.Name, n, w.networks)
+		}
 		limits := obj(obj(obj(prop(s, "taskSpec"))["resources"])["limits"])
 		if mem := num(limits["memoryBytes"]); mem != w.memoryMB<<20 {
 			t.Errorf("%s: memory limit %d, want %d MiB", s.Name, mem, w.memoryMB)
@@ -213,4 +250,5 @@ func TestEveryServiceHardened(t *testing.T) {
 			t.Errorf("no %s service", role)
 		}
 	}
+	checkNetworks(t, m, "dev", true)
 }

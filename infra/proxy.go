@@ -135,8 +135,11 @@ type ProxyArgs struct {
 	OnHost    OnHost            // the configuration is installed with docker exec on the host
 	HostReady []pulumi.Resource // what commands on the host wait for
 
-	Image       string
+	Image string
+	// Network is the edge network (published ports; certbot's way out), AppNetwork the app
+	// network, where nginx reaches the replicas.
 	Network     pulumi.StringOutput
+	AppNetwork  pulumi.StringOutput
 	BindAddress string
 	HTTPPort    int // published ports
 	HTTPSPort   int
@@ -322,18 +325,21 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 	}
 	// Nothing here depends on the app: an app deploy never replaces nginx.
 	cargs := &docker.ContainerArgs{
-		Name:             pulumi.String(name),
-		Image:            img.ImageId,
-		Ports:            ports,
-		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
-		Volumes:          volumes,
-		User:             pulumi.String(nginxUser),
-		ReadOnly:         pulumi.Bool(true),
-		Tmpfs:            tmpfsMap(nginxTmpfs),
-		Capabilities:     docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
-		Sysctls:          pulumi.ToStringMap(unprivilegedPorts),
-		Memory:           pulumi.Int(nginxMemoryMB),
-		MemorySwap:       pulumi.Int(nginxMemoryMB), // explicit, or the provider reads back 2x and diffs
+		Name:  pulumi.String(name),
+		Image: img.ImageId,
+		Ports: ports,
+		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{
+			docker.ContainerNetworksAdvancedArgs{Name: args.Network},
+			docker.ContainerNetworksAdvancedArgs{Name: args.AppNetwork},
+		},
+		Volumes:      volumes,
+		User:         pulumi.String(nginxUser),
+		ReadOnly:     pulumi.Bool(true),
+		Tmpfs:        tmpfsMap(nginxTmpfs),
+		Capabilities: docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
+		Sysctls:      pulumi.ToStringMap(unprivilegedPorts),
+		Memory:       pulumi.Int(nginxMemoryMB),
+		MemorySwap:   pulumi.Int(nginxMemoryMB), // explicit, or the provider reads back 2x and diffs
 		Healthcheck: docker.ContainerHealthcheckArgs{
 			Tests:       pulumi.ToStringArray(nginxHealthTest),
 			Interval:    pulumi.String("5s"),
@@ -450,7 +456,7 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs(args.Domain, args.ACME)...)),
 			Envs:        envs,
 			Uploads:     uploads,
-			// The stack's own network rather than the host's shared default bridge; it reaches
+			// The stack's edge network rather than the host's shared default bridge; it reaches
 			// the internet the same way, and a CA on this network by its name.
 			NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 			Volumes: docker.ContainerVolumeArray{

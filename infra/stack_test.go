@@ -355,8 +355,8 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 	if img := str(prop(r, "image")); !strings.HasPrefix(img, "sha256:") {
 		t.Errorf("%s: image = %q, want the built image id", r.Name, img)
 	}
-	if n := len(unsecret(prop(r, "networksAdvanced")).ArrayValue()); n != 1 {
-		t.Errorf("%s: on %d networks, want the stack network only", r.Name, n)
+	if n := len(unsecret(prop(r, "networksAdvanced")).ArrayValue()); n != 2 {
+		t.Errorf("%s: on %d networks, want the app and data networks (TestEveryContainerHardened)", r.Name, n)
 	}
 }
 

@@ -118,7 +118,7 @@ func (d *swarmDeploy) certbot(after pulumi.Resource) (*docker.Service, error) {
 				Labels:          taskLabels(cfg.Stack, "certbot"),
 				Sysctl:          pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.edgeNets,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnEdgeNode())},
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
 				MemoryBytes: pulumi.Int(certbotMemoryMB << 20),

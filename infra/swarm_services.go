@@ -83,7 +83,7 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 				Labels:          taskLabels(cfg.Stack, "db"),
 				Sysctl:          pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.dataNets,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},
 			// A new limit is a service update: the database task restarts once.
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
@@ -208,7 +208,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 
 	a.migrationName = pulumi.Sprintf("%s-%s", objectName(cfg.Stack, "migrate"), a.revision)
 	migArgs := &AppArgs{Stack: cfg.Stack, AppVersion: cfg.AppVersion, LogLevel: cfg.LogLevel, MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs()}
-	migCmd := pulumi.All(a.migrationName, a.imageID, d.net.Network.Name).ApplyT(func(v []any) string {
+	migCmd := pulumi.All(a.migrationName, a.imageID, d.net.Data.Name).ApplyT(func(v []any) string {
 		cmd, _ := on.Script(migrateScript, append([]string{v[0].(string), v[1].(string)}, migrateOptions(migArgs, v[2].(string))...)...)
 		return cmd
 	}).(pulumi.StringOutput)
@@ -278,7 +278,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB) (swarmApp,
 				Labels:          taskLabels(cfg.Stack, "app"),
 				Sysctl:          pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.appNets,
 			Placement:         appPlacement(cfg),
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
 				MemoryBytes: pulumi.Int(cfg.ServiceMemoryMB << 20),
@@ -390,7 +390,7 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 				Labels:          taskLabels(cfg.Stack, "nginx"),
 				Sysctl:          pulumi.ToStringMap(unprivilegedPorts),
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.nginxNets,
 			Placement: docker.ServiceTaskSpecPlacementArgs{
 				Constraints: pulumi.ToStringArray(d.placeOnEdgeNode()),
 				MaxReplicas: pulumi.Int(1),
@@ -493,7 +493,7 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 				Labels: taskLabels(cfg.Stack, "backup"),
 				Sysctl: pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.dataNets,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
 				MemoryBytes: pulumi.Int(512 << 20),
