@@ -61,6 +61,20 @@ func roleOf(labels resource.PropertyValue) string {
 	return ""
 }
 
+// wantFor is the row of want for r's role, which it marks seen; false for a role the table
+// lacks (an error: every container and service must be in it).
+func wantFor(t *testing.T, want map[string]hardening, seen map[string]bool, r *mockRes) (hardening, bool) {
+	t.Helper()
+	role := roleOf(prop(r, "labels"))
+	w, ok := want[role]
+	if !ok {
+		t.Errorf("%s: role %q has no hardening in the table", r.Name, role)
+		return w, false
+	}
+	seen[role] = true
+	return w, true
+}
+
 func sortedKeys[V any](m map[resource.PropertyKey]V) []string {
 	var k []string
 	for key := range m {
@@ -130,13 +144,10 @@ func TestEveryContainerHardened(t *testing.T) {
 			pids := pidsLimits(m)
 			seen := map[string]bool{}
 			for _, c := range m.byType(containerT) {
-				role := roleOf(prop(c, "labels"))
-				w, ok := want[role]
+				w, ok := wantFor(t, want, seen, c)
 				if !ok {
-					t.Errorf("container %s: role %q has no hardening in the table", c.Name, role)
 					continue
 				}
-				seen[role] = true
 				name := str(prop(c, "name"))
 				if u := str(prop(c, "user")); u != w.user {
 					t.Errorf("%s: user %q, want %q", c.Name, u, w.user)
@@ -199,13 +210,11 @@ func TestEveryServiceHardened(t *testing.T) {
 	want := hardeningWant(true)
 	seen := map[string]bool{}
 	for _, s := range m.byType(serviceT) {
-		role := roleOf(prop(s, "labels"))
-		w, ok := want[role]
+		w, ok := wantFor(t, want, seen, s)
 		if !ok {
-			t.Errorf("service %s: role %q has no hardening in the table", s.Name, role)
 			continue
 		}
-		seen[role] = true
+		role := roleOf(prop(s, "labels"))
 		spec := containerSpec(s)
 		if u := str(spec["user"]); u != w.user {
 			t.Errorf("%s: user %q, want %q", s.Name, u, w.user)
