@@ -21,15 +21,16 @@ const (
 	// certbotCABundle is notes:acmeCaBundle in the certbot container (REQUESTS_CA_BUNDLE);
 	// certbotStatus the outcome of its last run, which its healthcheck reads.
 	certbotCABundle = "/etc/notes-acme/ca-bundle.pem"
-	// certbotCABundleInVolume is where it is on engine containers: certbot's root filesystem is
-	// read-only, and Docker takes uploads only into a volume then.
-	certbotCABundleInVolume = letsencryptDir + "/notes-acme-ca-bundle.pem"
-	certbotStatus           = "/tmp/notes-certbot-status"
-	nginxHTTPPort           = 80
-	nginxHTTPSPort          = 443
-	upstreamPort            = 8080
-	placeholderDir          = "tls-placeholder"
-	nginxInstallTmp         = "/tmp/notes-nginx"
+	// certbotCABundleTmp is where it is on engine containers: certbot's root filesystem is
+	// read-only, Docker refuses the provider's uploads into such a container (even below a
+	// volume), so scripts/certbot-loop.sh writes it from $NOTES_ACME_CA_BUNDLE to this tmpfs.
+	certbotCABundleTmp = "/tmp/notes-acme-ca-bundle.pem"
+	certbotStatus      = "/tmp/notes-certbot-status"
+	nginxHTTPPort      = 80
+	nginxHTTPSPort     = 443
+	upstreamPort       = 8080
+	placeholderDir     = "tls-placeholder"
+	nginxInstallTmp    = "/tmp/notes-nginx"
 	// resolveSiteFile is the site in the "server ... resolve" form, outside conf.d (not loaded)
 	// until nginx-install.sh finds an nginx that takes it.
 	resolveSiteFile = "notes-resolve/notes.conf"
@@ -442,20 +443,17 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		// container turns unhealthy while the last run failed (scripts/certbot-loop.sh).
 		envs := pulumi.StringArray{pulumi.String("NOTES_CERTBOT_STATUS=" + certbotStatus),
 			pulumi.Sprintf("NOTES_CERT_GROUP=%d", nginxUID)}
-		var uploads docker.ContainerUploadArray
 		if args.ACME.CABundle != "" {
 			// certbot's HTTP client (python-requests) trusts exactly this file for the ACME server.
-			envs = append(envs, pulumi.String("REQUESTS_CA_BUNDLE="+certbotCABundleInVolume))
-			uploads = docker.ContainerUploadArray{docker.ContainerUploadArgs{
-				File: pulumi.String(certbotCABundleInVolume), Content: pulumi.String(args.ACME.CABundle),
-			}}
+			// Certificates, not secrets: the environment may hold them.
+			envs = append(envs, pulumi.String("REQUESTS_CA_BUNDLE="+certbotCABundleTmp),
+				pulumi.String("NOTES_ACME_CA_BUNDLE="+args.ACME.CABundle))
 		}
 		certbot, err := docker.NewContainer(ctx, name+"-certbot", &docker.ContainerArgs{
 			Name:        pulumi.String(objectName(args.Stack, "certbot")),
 			Image:       cbImg.ImageId,
 			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs(args.Domain, args.ACME)...)),
 			Envs:        envs,
-			Uploads:     uploads,
 			// The stack's edge network rather than the host's shared default bridge; it reaches
 			// the internet the same way, and a CA on this network by its name.
 			NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},

@@ -17,8 +17,14 @@
 # that group as its primary group: root owns the files and is a member of the group, which is
 # all chgrp needs. Keys of a volume from before are fixed the same way on the first run.
 #
+# With $NOTES_ACME_CA_BUNDLE (PEM certificates; engine containers, whose read-only root takes no
+# uploaded file) it is written to $REQUESTS_CA_BUNDLE first, the file certbot trusts for the CA.
+#
 #   certbot-loop.sh CERTBOT-ARG...
 status=${NOTES_CERTBOT_STATUS:?NOTES_CERTBOT_STATUS is not set}
+if [ -n "${NOTES_ACME_CA_BUNDLE:-}" ]; then
+  printf '%s\n' "$NOTES_ACME_CA_BUNDLE" >"${REQUESTS_CA_BUNDLE:?REQUESTS_CA_BUNDLE is not set}"
+fi
 group=${NOTES_CERT_GROUP:-}
 # share makes live/ and archive/ readable by $group (nothing without it).
 share() {
