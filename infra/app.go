@@ -54,6 +54,7 @@ type replicaSpec struct {
 	StopGrace       int
 	Linger          string
 	Network         string
+	DataNetwork     string
 	DBMaxConns      int
 	Version         int // bump when the container definition below changes
 }
@@ -88,8 +89,12 @@ type AppArgs struct {
 	StopGrace       int           // seconds between SIGTERM and SIGKILL
 	StartTimeout    time.Duration // how long a new replica may take to turn healthy
 	Linger          time.Duration // SHUTDOWN_LINGER: a drained replica keeps its address this long
+	// Network is the app network (nginx reaches the replicas there, by their alias),
+	// DataNetwork the data network (Postgres); the migration joins only the data network.
 	Network         pulumi.StringOutput
 	NetworkName     string // Network's name, known before it exists (part of the replica spec)
+	DataNetwork     pulumi.StringOutput
+	DataNetworkName string
 
 	// Database.
 	OwnerURL      pulumi.StringOutput // secret; migrations
@@ -148,7 +153,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 		DrainDelay: args.DrainDelay.String(), ShutdownTimeout: args.ShutdownTimeout.String(),
 		WriteAuth: args.WriteAuth,
 		MemoryMB:  args.MemoryMB, CPUs: args.CPUs, StopGrace: args.StopGrace, Linger: args.Linger.String(),
-		Network: args.NetworkName, DBMaxConns: args.DBMaxConns, Version: 4,
+		Network: args.NetworkName, DataNetwork: args.DataNetworkName, DBMaxConns: args.DBMaxConns, Version: 4,
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -189,7 +194,7 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	// A non-zero exit fails the update before any replica is created or replaced. The name holds
 	// the revision: a new revision (image, settings, secrets) runs it again.
 	migName := pulumi.Sprintf("%s-%s", objectName(args.Stack, "migrate"), a.RevisionID)
-	migCmd := pulumi.All(migName, a.ImageID, args.Network).ApplyT(func(v []any) string {
+	migCmd := pulumi.All(migName, a.ImageID, args.DataNetwork).ApplyT(func(v []any) string {
 		cmd, _ := args.OnHost.Script(migrateScript, append([]string{v[0].(string), v[1].(string)},
 			migrateOptions(args, v[2].(string))...)...)
 		return cmd
@@ -221,10 +226,13 @@ func NewApp(ctx *pulumi.Context, name string, args *AppArgs, opts ...pulumi.Reso
 	// Phase roll out (first half): the new replicas, next to the old ones, under the stack's
 	// replica alias on the network (nginx resolves it at run time). The proof then checks them
 	// and Retire takes the old ones out of the alias and stops them.
-	network := docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{
-		Name:    args.Network,
-		Aliases: pulumi.ToStringArray([]string{ReplicaAlias(args.Stack)}),
-	}}
+	network := docker.ContainerNetworksAdvancedArray{
+		docker.ContainerNetworksAdvancedArgs{
+			Name:    args.Network,
+			Aliases: pulumi.ToStringArray([]string{ReplicaAlias(args.Stack)}),
+		},
+		docker.ContainerNetworksAdvancedArgs{Name: args.DataNetwork},
+	}
 	var names pulumi.StringArray
 	for i := 1; i <= args.Replicas; i++ {
 		r, err := docker.NewContainer(ctx, fmt.Sprintf("%s-%d", name, i), &docker.ContainerArgs{

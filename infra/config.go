@@ -43,6 +43,8 @@ type Config struct {
 	PushRegistry    string
 	GoImage         string
 	ServiceMemoryMB int
+	// DBMemoryMB is the Postgres container's or task's memory limit (notes:dbMemory).
+	DBMemoryMB      int
 	ServiceCPUs     string
 	LogLevel        string
 	DrainDelay      time.Duration
@@ -173,6 +175,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		PushRegistry:    r.str("pushRegistry", ""),
 		GoImage:         r.str("goImage", defaultGoImage),
 		ServiceMemoryMB: r.integer("serviceMemory", 256),
+		DBMemoryMB:      r.integer("dbMemory", 1024),
 		ServiceCPUs:     r.str("serviceCpus", "1"),
 		LogLevel:        r.str("logLevel", "info"),
 		DrainDelay:      r.duration("drainDelay", 5*time.Second),
@@ -321,6 +324,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ServiceMemoryMB < 32 {
 		add("serviceMemory", "must be at least 32 (MiB), got %d", c.ServiceMemoryMB)
+	}
+	if c.DBMemoryMB < 256 {
+		add("dbMemory", "must be at least 256 (MiB; Postgres's shared memory is 256), got %d", c.DBMemoryMB)
 	}
 	if !cpusRE.MatchString(c.ServiceCPUs) {
 		add("serviceCpus", "%q must be a number of CPUs such as 0.5 or 1", c.ServiceCPUs)

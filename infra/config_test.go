@@ -98,7 +98,7 @@ func validConfig(t *testing.T) *Config {
 		Stack: "s", DockerHost: mustDockerHost(t, "unix:///var/run/docker.sock"), Replicas: 1, AppVersion: "dev",
 		ImageName: "notes-service", GoImage: "golang:1.26", NginxImage: "nginx:1.27",
 		PostgresImage: "postgres:17", CertbotImage: "certbot/certbot:v3.0.1",
-		ServiceMemoryMB: 256, ServiceCPUs: "1", LogLevel: "info",
+		ServiceMemoryMB: 256, DBMemoryMB: 1024, ServiceCPUs: "1", LogLevel: "info",
 		DrainDelay: 5e9, ShutdownTimeout: 15e9, StartTimeout: 120e9, BindAddress: "0.0.0.0",
 		HTTPPort: 80, HTTPSPort: 443, TLS: nginx.TLSOff, DBName: "notes", DBOwner: "notes",
 		BackupInterval: 3600e9, BackupKeep: 7, Engine: EngineContainers, WriteAuth: WriteAuthModify,

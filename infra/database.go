@@ -21,6 +21,9 @@ const (
 //go:embed scripts/db-entrypoint.sh
 var dbEntrypointScript string
 
+//go:embed scripts/db-network.sh
+var dbNetworkScript string
+
 // DatabaseArgs is what the Database component uses. With ExternalURL set, no container is
 // created and only the connection strings are derived.
 type DatabaseArgs struct {
@@ -34,8 +37,11 @@ type DatabaseArgs struct {
 	ExternalURL pulumi.StringOutput // secret; owner URL of an external database
 	External    bool
 
-	Image       string
+	Image string
+	// Network is the data network. EdgeNetwork is the stack network of before the split, which
+	// an existing database container leaves after this deploy (LeaveEdge).
 	Network     pulumi.StringOutput
+	EdgeNetwork pulumi.StringOutput
 	DataVolume  pulumi.StringOutput
 	Port        int                 // publish on BindAddress:Port; 0 = not published
 	BindAddress string              // validated loopback when Port is set
@@ -48,6 +54,8 @@ type DatabaseArgs struct {
 	Protect bool
 	// MaxConnections is Postgres's max_connections (Config.Connections is checked against it).
 	MaxConnections int
+	// MemoryMB is the container's memory limit (notes:dbMemory); its pids limit is dbPids.
+	MemoryMB int
 }
 
 // Database is the Postgres container (or, with an external database, only the connection
@@ -66,6 +74,8 @@ type Database struct {
 	// Ready is what must exist before the database is used: the container and the command that
 	// applies the owner's password; empty with an external database.
 	Ready []pulumi.Resource
+	// Container is the Postgres container (nil with an external database).
+	Container *docker.Container
 }
 
 // NewDatabase registers the Database component name (notes-<stack>-db, also the container's
@@ -147,10 +157,14 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			Retries:     pulumi.Int(5),
 			StartPeriod: pulumi.String("1m0s"), // Go duration format, as the provider reads it back,
 		},
-		Wait:                pulumi.Bool(true),
-		WaitTimeout:         pulumi.Int(180),
-		Restart:             pulumi.String("unless-stopped"),
-		ShmSize:             pulumi.Int(256),
+		Wait:        pulumi.Bool(true),
+		WaitTimeout: pulumi.Int(180),
+		Restart:     pulumi.String("unless-stopped"),
+		ShmSize:     pulumi.Int(256),
+		// A memory limit is changed in place (docker update): an existing, protected database
+		// container is not replaced for it.
+		Memory:              pulumi.Int(args.MemoryMB),
+		MemorySwap:          pulumi.Int(args.MemoryMB),
 		SecurityOpts:        pulumi.ToStringArray([]string{"no-new-privileges"}),
 		StopTimeout:         pulumi.Int(60),
 		DestroyGraceSeconds: pulumi.Int(60),
@@ -160,9 +174,27 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}, pulumi.Parent(d), prov,
 		// POSTGRES_* (and the password file) only act when the data directory is first
 		// initialised; a change would only recreate (stop, then start) the database. Password
-		// changes go through the password command below instead.
-		pulumi.IgnoreChanges([]string{"envs", "uploads"}), pulumi.Protect(args.Protect), pulumi.ResourceHooks(args.Orphans))
+		// changes go through the password command below instead. Its networks change in place
+		// (db-network.sh): a container from before the network split joins the data network
+		// rather than being replaced.
+		pulumi.IgnoreChanges([]string{"envs", "uploads", "networksAdvanced"}), pulumi.Protect(args.Protect), pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
+		return nil, err
+	}
+	d.Container = c
+	_, env := args.OnHost.Script(dbNetworkScript)
+	joinCmd := args.Network.ApplyT(func(n string) string {
+		cmd, _ := args.OnHost.Script(dbNetworkScript, "join", name, n)
+		return cmd
+	}).(pulumi.StringOutput)
+	joined, err := local.NewCommand(ctx, name+"-join-data", &local.CommandArgs{
+		Create: joinCmd, Environment: env, Triggers: pulumi.Array{c.ID()}, Logging: local.LoggingStdoutAndStderr,
+	}, pulumi.Parent(d), pulumi.DependsOn([]pulumi.Resource{c}))
+	if err != nil {
+		return nil, err
+	}
+
+	if _, err := newPidsLimit(ctx, name+"-pids", args.OnHost, c, dbPids(args.MaxConnections), pulumi.Parent(d)); err != nil {
 		return nil, err
 	}
 
@@ -174,7 +206,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	d.Ready = []pulumi.Resource{c, pw}
+	d.Ready = []pulumi.Resource{c, pw, joined}
 	d.Host = c.Name
 	d.OwnerURL = pulumi.All(c.Name, args.Password).ApplyT(func(v []any) string {
 		return pgURL(v[0].(string), args.Name, args.Owner, v[1].(string))
@@ -186,6 +218,23 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 	return d, nil
+}
+
+// LeaveEdge takes a database container from before the network split off the edge network once
+// after (the replicas that still reached it there have retired); nothing for a new one.
+func (d *Database) LeaveEdge(ctx *pulumi.Context, name string, args *DatabaseArgs, after []pulumi.Resource) error {
+	if d.Container == nil {
+		return nil
+	}
+	cmd := args.EdgeNetwork.ApplyT(func(n string) string {
+		cmd, _ := args.OnHost.Script(dbNetworkScript, "leave", name, n)
+		return cmd
+	}).(pulumi.StringOutput)
+	_, env := args.OnHost.Script(dbNetworkScript)
+	_, err := local.NewCommand(ctx, name+"-leave-edge", &local.CommandArgs{
+		Create: cmd, Environment: env, Triggers: pulumi.Array{d.Container.ID()}, Logging: local.LoggingStdoutAndStderr,
+	}, pulumi.Parent(d), pulumi.DependsOn(append([]pulumi.Resource{d.Container}, after...)))
+	return err
 }
 
 // newPasswordCommand runs create (psql as the owner, in the database's container or task) with
@@ -276,6 +325,11 @@ func newDBMajorGuard(ctx *pulumi.Context, name, major string, opts ...pulumi.Res
 		Update: pulumi.String(dbMajorRefusal),
 	}, opts...)
 }
+
+// dbPids is the Postgres container's or task's pids limit: a backend per connection, plus its
+// background processes, parallel workers and the psql and pg_isready of the program and the
+// healthcheck.
+func dbPids(maxConnections int) int { return maxConnections + 64 }
 
 // postgresCommand is the database's command on both engines: max_connections set explicitly, so
 // the connection check of `pulumi up` (Config.Connections) holds whatever the image's initdb

@@ -24,16 +24,30 @@ type NetworkArgs struct {
 	// VolumeProvider creates the volumes on another daemon than the network (engine swarm: the
 	// db node's, where the tasks that mount them run); nil: Provider.
 	VolumeProvider *docker.Provider
+	// DataReachable leaves the data network not internal: a published database port (dev's
+	// dbPort) needs a gateway, which an internal network has not.
+	DataReachable bool
 }
 
-// Network is the user-defined bridge network every container joins (container names resolve on
-// it; Postgres is reachable only here) and the named volumes that hold data.
+// Network is the stack's three networks and the named volumes that hold data:
+//   - edge, notes-<stack>-net (the one network of earlier versions, kept so that an existing
+//     stack keeps it): nginx with its published ports, certbot, which reaches the ACME CA
+//     through it;
+//   - app, notes-<stack>-net-app, internal: nginx and the replicas;
+//   - data, notes-<stack>-net-data, internal: the replicas, the migration, Postgres, backups.
+//
+// nginx and Postgres share no network, and neither the replicas nor Postgres reach anything
+// outside the host.
 type Network struct {
 	pulumi.ResourceState
 
+	// Network is the edge network.
 	Network *docker.Network
-	// Subnets are the network's subnets (Docker chooses them), comma-separated: the replicas'
-	// TRUSTED_PROXIES, since nginx reaches them from this network and nothing outside it can.
+	App     *docker.Network
+	Data    *docker.Network
+	// Subnets are the app network's subnets (Docker chooses them), comma-separated: the
+	// replicas' TRUSTED_PROXIES, since nginx reaches them from this network, and only nginx and
+	// the replicas are on it.
 	Subnets pulumi.StringOutput
 	// Volumes maps each role of NetworkArgs.Volumes to the volume's name.
 	Volumes map[string]pulumi.StringOutput
@@ -51,20 +65,34 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	if args.VolumeProvider != nil {
 		volProv = pulumi.Provider(args.VolumeProvider)
 	}
-	netArgs := &docker.NetworkArgs{
-		Name:   pulumi.String(name),
-		Driver: pulumi.String("bridge"),
-		Labels: labels(args.Stack, "network"),
+	newNet := func(resName, netName, role string, internal bool) (*docker.Network, error) {
+		netArgs := &docker.NetworkArgs{
+			Name:   pulumi.String(netName),
+			Driver: pulumi.String("bridge"),
+			Labels: labels(args.Stack, role),
+		}
+		if args.Overlay {
+			netArgs.Driver, netArgs.Attachable = pulumi.String("overlay"), pulumi.Bool(true)
+		}
+		if internal {
+			netArgs.Internal = pulumi.Bool(true)
+		}
+		return docker.NewNetwork(ctx, resName, netArgs, pulumi.Parent(n), prov)
 	}
-	if args.Overlay {
-		netArgs.Driver, netArgs.Attachable = pulumi.String("overlay"), pulumi.Bool(true)
-	}
-	net, err := docker.NewNetwork(ctx, name+"-network", netArgs, pulumi.Parent(n), prov)
+	// The edge network keeps the resource, name and label of the single network before the
+	// split: a change would replace it, and every container on it.
+	net, err := newNet(name+"-network", name, "network", false)
 	if err != nil {
 		return nil, err
 	}
 	n.Network = net
-	n.Subnets = net.IpamConfigs.ApplyT(func(cs []docker.NetworkIpamConfig) string {
+	if n.App, err = newNet(name+"-app", name+"-app", "network-app", true); err != nil {
+		return nil, err
+	}
+	if n.Data, err = newNet(name+"-data", name+"-data", "network-data", !args.DataReachable); err != nil {
+		return nil, err
+	}
+	n.Subnets = n.App.IpamConfigs.ApplyT(func(cs []docker.NetworkIpamConfig) string {
 		var subnets []string
 		for _, c := range cs {
 			if c.Subnet != nil && *c.Subnet != "" {
@@ -74,7 +102,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return strings.Join(subnets, ",")
 	}).(pulumi.StringOutput)
 
-	outs := pulumi.Map{"network": net.Name}
+	outs := pulumi.Map{"network": net.Name, "app": n.App.Name, "data": n.Data.Name}
 	for _, role := range args.Volumes {
 		vArgs := &docker.VolumeArgs{
 			Name:   pulumi.String(objectName(args.Stack, role)),

@@ -21,15 +21,51 @@ const (
 	// certbotCABundle is notes:acmeCaBundle in the certbot container (REQUESTS_CA_BUNDLE);
 	// certbotStatus the outcome of its last run, which its healthcheck reads.
 	certbotCABundle = "/etc/notes-acme/ca-bundle.pem"
-	certbotStatus   = "/tmp/notes-certbot-status"
-	nginxHTTPPort   = 80
-	nginxHTTPSPort  = 443
-	upstreamPort    = 8080
-	placeholderDir  = "tls-placeholder"
-	nginxInstallTmp = "/tmp/notes-nginx"
+	// certbotCABundleTmp is where it is on engine containers: certbot's root filesystem is
+	// read-only, Docker refuses the provider's uploads into such a container (even below a
+	// volume), so scripts/certbot-loop.sh writes it from $NOTES_ACME_CA_BUNDLE to this tmpfs.
+	certbotCABundleTmp = "/tmp/notes-acme-ca-bundle.pem"
+	certbotStatus      = "/tmp/notes-certbot-status"
+	nginxHTTPPort      = 80
+	nginxHTTPSPort     = 443
+	upstreamPort       = 8080
+	placeholderDir     = "tls-placeholder"
+	nginxInstallTmp    = "/tmp/notes-nginx"
 	// resolveSiteFile is the site in the "server ... resolve" form, outside conf.d (not loaded)
 	// until nginx-install.sh finds an nginx that takes it.
 	resolveSiteFile = "notes-resolve/notes.conf"
+	// nginxCertWatch is cert-watch.sh in the configuration volume (engine containers).
+	nginxCertWatch = "/etc/nginx/notes-cert-watch.sh"
+)
+
+// The edge's users and limits (docs/infra.md, Hardening). nginx runs as the official image's own
+// unprivileged user nginx (uid and gid 101, the same in the stand-in), with no capability: the
+// per-container sysctl net.ipv4.ip_unprivileged_port_start=0 lets it bind 80 and 443. certbot
+// runs as root without any capability and with nginx's group as its primary group, so the
+// files it owns in its volumes (also a volume's from before) stay its own, and it can share
+// the keys with nginx's group (scripts/certbot-loop.sh).
+const (
+	nginxUID        = 101
+	nginxUser       = "101:101"
+	certbotUser     = "0:101"
+	nginxMemoryMB   = 256
+	nginxPids       = 256
+	certbotMemoryMB = 256
+	certbotPids     = 64
+	// nginxTempDir holds nginx's temp files and nginxPIDFile its pid: tmpfs on a read-only root
+	// filesystem. Not /run: Docker mounts a tmpfs there with mode 0755 whatever its options say.
+	nginxTempDir = "/var/cache/nginx"
+	nginxPIDFile = "/tmp/nginx.pid"
+)
+
+// unprivilegedPorts lets a process without capabilities bind ports below 1024 in its own network
+// namespace (a network sysctl, allowed per container and per swarm task, API >= 1.40).
+var unprivilegedPorts = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+
+// edgeTmpfs are the writable paths of nginx and certbot on a read-only root filesystem.
+var (
+	nginxTmpfs   = []string{"/tmp", nginxTempDir}
+	certbotTmpfs = []string{"/tmp", "/var/lib/letsencrypt", "/var/log/letsencrypt"}
 )
 
 //go:embed scripts/nginx-install.sh
@@ -40,6 +76,9 @@ var certWatchScript string
 
 //go:embed scripts/certbot-loop.sh
 var certbotLoopScript string
+
+//go:embed scripts/nginx-init.sh
+var nginxInitScript string
 
 // bootstrapConf is the only configuration the nginx container is created with: enough for its
 // healthcheck, and 503 for everything else until the Config command installs the rendered
@@ -58,6 +97,47 @@ server {
 }
 `
 
+// bootstrapMainConf is the nginx.conf the configuration volume starts with (engine containers),
+// until the installer puts the rendered one there: the image's own runs workers as user nginx and
+// writes below the read-only root. Its pid and temp paths are the rendered configuration's, so
+// `nginx -s reload` finds the master.
+var bootstrapMainConf = `# Installed with the configuration volume; replaced by the rendered nginx.conf.
+pid ` + nginxPIDFile + `;
+error_log /dev/stderr warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path ` + nginxTempDir + `/client_body;
+    proxy_temp_path ` + nginxTempDir + `/proxy;
+    fastcgi_temp_path ` + nginxTempDir + `/fastcgi;
+    uwsgi_temp_path ` + nginxTempDir + `/uwsgi;
+    scgi_temp_path ` + nginxTempDir + `/scgi;
+    include conf.d/default.conf;
+}
+`
+
+// tmpfsMap is paths as engine containers' tmpfs mounts: writable by everyone (mode 1777, which
+// Docker's default for these is not), never executable.
+// nginxCheckArgs is the `docker run` of the configuration check: the installation script in
+// check mode, in a container of the nginx image with no network and the nginx container's tmpfs
+// paths (the temp paths must exist for nginx -t), removed at once.
+func nginxCheckArgs(image, tls, domain string) []string {
+	a := []string{"run", "--rm", "-i", "--network", "none"}
+	for _, p := range nginxTmpfs {
+		a = append(a, "--tmpfs", p)
+	}
+	return append(a, "--entrypoint", "sh", image,
+		"-c", nginxInstallScript, "sh", tls, domain, nginxInstallTmp, placeholderDir, "check")
+}
+
+func tmpfsMap(paths []string) pulumi.StringMap {
+	m := pulumi.StringMap{}
+	for _, p := range paths {
+		m[p] = pulumi.String("rw,noexec,nosuid,nodev,size=64m,mode=1777")
+	}
+	return m
+}
+
 // ProxyArgs is what the Proxy component uses.
 type ProxyArgs struct {
 	Stack    string
@@ -68,8 +148,11 @@ type ProxyArgs struct {
 	OnHost    OnHost            // the configuration is installed with docker exec on the host
 	HostReady []pulumi.Resource // what commands on the host wait for
 
-	Image       string
+	Image string
+	// Network is the edge network (published ports; certbot's way out), AppNetwork the app
+	// network, where nginx reaches the replicas.
 	Network     pulumi.StringOutput
+	AppNetwork  pulumi.StringOutput
 	BindAddress string
 	HTTPPort    int // published ports
 	HTTPSPort   int
@@ -170,6 +253,11 @@ func nginxConfig(args *ProxyArgs) nginx.Config {
 	// while nginx's DNS answer still names it), where the SYN goes nowhere. Give up on it after
 	// a second and try the next address, rather than after nginx's 5 s default.
 	c.ProxyConnectTimeout = time.Second
+	// The master runs as nginx's own unprivileged user: no "user" directive (it would only warn),
+	// temp files on a tmpfs.
+	c.User = ""
+	c.TempDir = nginxTempDir
+	c.PIDFile = nginxPIDFile
 	return c
 }
 
@@ -230,30 +318,46 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 			Ip: pulumi.String(args.BindAddress), Protocol: pulumi.String("tcp"),
 		})
 	}
-	uploads := docker.ContainerUploadArray{docker.ContainerUploadArgs{
-		File:    pulumi.String("/etc/nginx/conf.d/default.conf"),
-		Content: pulumi.String(bootstrapConf),
-	}}
-	var volumes docker.ContainerVolumeArray
+	// The configuration lives in a volume at /etc/nginx (the root filesystem is read-only):
+	// kept over a restart of the container, and handed to a new container, which starts with
+	// the last configuration installed.
+	confVol, err := docker.NewVolume(ctx, name+"-conf", &docker.VolumeArgs{
+		Name:   pulumi.String(name + "-conf"),
+		Labels: volumeLabels(args.Stack, "nginx-conf"),
+	}, pulumi.Parent(p), prov, pulumi.DependsOn(args.HostReady))
+	if err != nil {
+		return nil, err
+	}
+	confInit, err := newNginxInit(ctx, name+"-init", args, confVol.Name, img.ImageId, pulumi.Parent(p))
+	if err != nil {
+		return nil, err
+	}
+	volumes := docker.ContainerVolumeArray{
+		docker.ContainerVolumeArgs{VolumeName: confVol.Name, ContainerPath: pulumi.String("/etc/nginx")},
+	}
 	if acme {
-		uploads = append(uploads, docker.ContainerUploadArgs{
-			File:       pulumi.String("/docker-entrypoint.d/90-notes-cert-watch.sh"),
-			Content:    pulumi.String(certWatchScript),
-			Executable: pulumi.Bool(true),
-		})
-		volumes = docker.ContainerVolumeArray{
+		volumes = append(volumes,
 			docker.ContainerVolumeArgs{VolumeName: args.ACME.LetsEncrypt, ContainerPath: pulumi.String(letsencryptDir), ReadOnly: pulumi.Bool(true)},
 			docker.ContainerVolumeArgs{VolumeName: args.ACME.Webroot, ContainerPath: pulumi.String(acmeWebroot), ReadOnly: pulumi.Bool(true)},
-		}
+		)
 	}
 	// Nothing here depends on the app: an app deploy never replaces nginx.
 	cargs := &docker.ContainerArgs{
-		Name:             pulumi.String(name),
-		Image:            img.ImageId,
-		Ports:            ports,
-		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
-		Uploads:          uploads,
-		Volumes:          volumes,
+		Name:  pulumi.String(name),
+		Image: img.ImageId,
+		Ports: ports,
+		NetworksAdvanced: docker.ContainerNetworksAdvancedArray{
+			docker.ContainerNetworksAdvancedArgs{Name: args.Network},
+			docker.ContainerNetworksAdvancedArgs{Name: args.AppNetwork},
+		},
+		Volumes:      volumes,
+		User:         pulumi.String(nginxUser),
+		ReadOnly:     pulumi.Bool(true),
+		Tmpfs:        tmpfsMap(nginxTmpfs),
+		Capabilities: docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
+		Sysctls:      pulumi.ToStringMap(unprivilegedPorts),
+		Memory:       pulumi.Int(nginxMemoryMB),
+		MemorySwap:   pulumi.Int(nginxMemoryMB), // explicit, or the provider reads back 2x and diffs
 		Healthcheck: docker.ContainerHealthcheckArgs{
 			Tests:       pulumi.ToStringArray(nginxHealthTest),
 			Interval:    pulumi.String("5s"),
@@ -272,10 +376,12 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 		Labels:              containerLabels(args.Stack, "nginx"),
 	}
 	if acme {
-		// The watcher runs from the image's entrypoint, so its one parameter comes from the
-		// container's environment. (Set only here: an unset list keeps other stacks' nginx
-		// containers as they are.)
+		// The watcher (in the configuration volume: /docker-entrypoint.d is on the read-only
+		// root) starts before the image's entrypoint; its one parameter comes from the
+		// container's environment.
 		cargs.Envs = pulumi.StringArray{pulumi.String("NOTES_CERT_DOMAIN=" + args.Domain)}
+		cargs.Entrypoints = pulumi.ToStringArray([]string{"/bin/sh", "-c", nginxCertWatch + ` && exec /docker-entrypoint.sh "$@"`, "sh"})
+		cargs.Command = pulumi.ToStringArray([]string{"nginx", "-g", "daemon off;"})
 	}
 
 	// stdin: a base64 tar.gz of the files (plus the TLS material). Secret when it holds a key.
@@ -317,8 +423,7 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 
 	// The same files and the same script as the installation, in a container of the same image
 	// that nothing else sees (no network, removed at once).
-	checkCmd, checkEnv := args.OnHost.Docker("run", "--rm", "-i", "--network", "none", "--entrypoint", "sh", args.Image,
-		"-c", nginxInstallScript, "sh", string(args.TLS), args.Domain, nginxInstallTmp, placeholderDir, "check")
+	checkCmd, checkEnv := args.OnHost.Docker(nginxCheckArgs(args.Image, string(args.TLS), args.Domain)...)
 	check, err := local.NewCommand(ctx, name+"-config-check", &local.CommandArgs{
 		Create:      pulumi.String(checkCmd),
 		Environment: checkEnv,
@@ -332,12 +437,15 @@ func NewProxy(ctx *pulumi.Context, name string, args *ProxyArgs, opts ...pulumi.
 	}
 	p.Check = check
 	// Not even a new nginx image replaces the container before the check passed.
-	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov, pulumi.DependsOn(append([]pulumi.Resource{p.Check}, args.HostReady...)),
-		pulumi.ResourceHooks(args.Orphans))
+	c, err := docker.NewContainer(ctx, name+"-container", cargs, pulumi.Parent(p), prov,
+		pulumi.DependsOn(append([]pulumi.Resource{p.Check, confInit}, args.HostReady...)), pulumi.ResourceHooks(args.Orphans))
 	if err != nil {
 		return nil, err
 	}
 	p.Container = c
+	if _, err := newPidsLimit(ctx, name+"-pids", args.OnHost, c, nginxPids, pulumi.Parent(p)); err != nil {
+		return nil, err
+	}
 	p.name, p.renderedHash, p.args, p.prov, p.stdin = name, renderedHash, args, prov, stdin
 	return p, nil
 }
@@ -379,22 +487,20 @@ func (p *Proxy) Install(ctx *pulumi.Context, upstreamsReady []pulumi.Resource) e
 		// Obtains the certificate, then renews it when due (checked hourly, certbot acts 30 days
 		// before expiry); the nginx container's cert-watch loop reloads nginx on a new one. The
 		// container turns unhealthy while the last run failed (scripts/certbot-loop.sh).
-		envs := pulumi.StringArray{pulumi.String("NOTES_CERTBOT_STATUS=" + certbotStatus)}
-		var uploads docker.ContainerUploadArray
+		envs := pulumi.StringArray{pulumi.String("NOTES_CERTBOT_STATUS=" + certbotStatus),
+			pulumi.Sprintf("NOTES_CERT_GROUP=%d", nginxUID)}
 		if args.ACME.CABundle != "" {
 			// certbot's HTTP client (python-requests) trusts exactly this file for the ACME server.
-			envs = append(envs, pulumi.String("REQUESTS_CA_BUNDLE="+certbotCABundle))
-			uploads = docker.ContainerUploadArray{docker.ContainerUploadArgs{
-				File: pulumi.String(certbotCABundle), Content: pulumi.String(args.ACME.CABundle),
-			}}
+			// Certificates, not secrets: the environment may hold them.
+			envs = append(envs, pulumi.String("REQUESTS_CA_BUNDLE="+certbotCABundleTmp),
+				pulumi.String("NOTES_ACME_CA_BUNDLE="+args.ACME.CABundle))
 		}
 		certbot, err := docker.NewContainer(ctx, name+"-certbot", &docker.ContainerArgs{
 			Name:        pulumi.String(objectName(args.Stack, "certbot")),
 			Image:       cbImg.ImageId,
 			Entrypoints: pulumi.ToStringArray(append([]string{"/bin/sh", "-c", certbotLoopScript, "sh"}, certbotArgs(args.Domain, args.ACME)...)),
 			Envs:        envs,
-			Uploads:     uploads,
-			// The stack's own network rather than the host's shared default bridge; it reaches
+			// The stack's edge network rather than the host's shared default bridge; it reaches
 			// the internet the same way, and a CA on this network by its name.
 			NetworksAdvanced: docker.ContainerNetworksAdvancedArray{docker.ContainerNetworksAdvancedArgs{Name: args.Network}},
 			Volumes: docker.ContainerVolumeArray{
@@ -406,6 +512,12 @@ func (p *Proxy) Install(ctx *pulumi.Context, upstreamsReady []pulumi.Resource) e
 				// Unhealthy about 30 s after a failed run.
 				Interval: pulumi.String("15s"), Timeout: pulumi.String("5s"), Retries: pulumi.Int(2), StartPeriod: pulumi.String("5s"),
 			},
+			User:         pulumi.String(certbotUser),
+			ReadOnly:     pulumi.Bool(true),
+			Tmpfs:        tmpfsMap(certbotTmpfs),
+			Capabilities: docker.ContainerCapabilitiesArgs{Drops: pulumi.ToStringArray([]string{"ALL"})},
+			Memory:       pulumi.Int(certbotMemoryMB),
+			MemorySwap:   pulumi.Int(certbotMemoryMB),
 			Restart:      pulumi.String("unless-stopped"),
 			SecurityOpts: pulumi.ToStringArray([]string{"no-new-privileges"}),
 			LogDriver:    pulumi.String("json-file"),
@@ -415,9 +527,59 @@ func (p *Proxy) Install(ctx *pulumi.Context, upstreamsReady []pulumi.Resource) e
 		if err != nil {
 			return err
 		}
+		if _, err := newPidsLimit(ctx, name+"-certbot-pids", args.OnHost, certbot, certbotPids, pulumi.Parent(p)); err != nil {
+			return err
+		}
 		p.CertbotName = certbot.Name
 	}
 
 	outs := pulumi.Map{"container": c.Name, "configHash": pulumi.String(p.renderedHash)}
 	return ctx.RegisterResourceOutputs(p, outs)
+}
+
+// newNginxInit prepares the configuration volume (scripts/nginx-init.sh) in a throwaway container
+// of the nginx image, before the nginx container is created: again when the bootstrap files or
+// the image change.
+func newNginxInit(ctx *pulumi.Context, name string, args *ProxyArgs, volume, image pulumi.StringOutput,
+	opts ...pulumi.ResourceOption) (*local.Command, error) {
+	files := map[string][]byte{"nginx.conf": []byte(bootstrapMainConf), "conf.d/default.conf": []byte(bootstrapConf)}
+	if args.TLS == nginx.TLSACME {
+		files["notes-cert-watch.sh"] = []byte(certWatchScript)
+	}
+	stdin, err := tarGzBase64(files, nil)
+	if err != nil {
+		return nil, err
+	}
+	cmd := pulumi.All(volume, image).ApplyT(func(v []any) string {
+		cmd, _ := args.OnHost.Docker("run", "--rm", "-i", "--user", fmt.Sprintf("0:%d", nginxUID),
+			"--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--network", "none",
+			"-v", v[0].(string)+":/etc/nginx", "--entrypoint", "sh", v[1].(string),
+			"-c", nginxInitScript, "sh", fmt.Sprint(nginxUID))
+		return cmd
+	}).(pulumi.StringOutput)
+	_, env := args.OnHost.Docker()
+	return local.NewCommand(ctx, name, &local.CommandArgs{
+		Create:      cmd,
+		Environment: env,
+		Stdin:       pulumi.String(stdin),
+		Triggers:    pulumi.Array{volume, image, pulumi.String(hashFiles(files))},
+		Logging:     local.LoggingStdoutAndStderr,
+	}, append(opts, pulumi.DependsOn(args.HostReady))...)
+}
+
+// newPidsLimit sets container's pids limit with `docker update` (the provider has no such input),
+// in place: no restart, and no replacement of a protected container. Again for a new container.
+func newPidsLimit(ctx *pulumi.Context, name string, on OnHost, container *docker.Container, limit int,
+	opts ...pulumi.ResourceOption) (*local.Command, error) {
+	cmd := container.Name.ApplyT(func(n string) string {
+		cmd, _ := on.Docker("update", "--pids-limit", fmt.Sprint(limit), n)
+		return cmd
+	}).(pulumi.StringOutput)
+	_, env := on.Docker()
+	return local.NewCommand(ctx, name, &local.CommandArgs{
+		Create:      cmd,
+		Environment: env,
+		Triggers:    pulumi.Array{container.ID(), pulumi.Int(limit)},
+		Logging:     local.LoggingStderr,
+	}, append(opts, pulumi.DependsOn([]pulumi.Resource{container}))...)
 }

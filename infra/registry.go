@@ -139,7 +139,7 @@ func (d *swarmDeploy) registry() (ownRegistry, error) {
 		},
 		TaskSpec: docker.ServiceTaskSpecArgs{
 			ContainerSpec:     spec,
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.edgeNets, // reached by the daemons on its host port, not over the overlay
 			// Its volume is on the manager, and so is the daemon that pushes.
 			Placement:     docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray([]string{"node.role==manager"})},
 			RestartPolicy: restartAny(),

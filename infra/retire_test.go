@@ -36,8 +36,8 @@ func TestRetireOldReplicasAfterNginx(t *testing.T) {
 			// The stack, network, drain wait (drain delay 5s + shutdown timeout 15s + 5s) and alias
 			// wait (nginx's DNS cache 1s + 2s; none on destroy) are arguments of the script, not
 			// part of its text.
-			args := " sh " + stack + " notes-" + stack + "-net 25 3"
-			if !strings.Contains(create, args) || !strings.Contains(del, " sh "+stack+" notes-"+stack+"-net 25 0") {
+			args := " sh " + stack + " notes-" + stack + "-net-app 25 3"
+			if !strings.Contains(create, args) || !strings.Contains(del, " sh "+stack+" notes-"+stack+"-net-app 25 0") {
 				t.Errorf("retire does not pass the stack and grace as arguments:\n%s\n%s", create, del)
 			}
 			for _, r := range reps {

@@ -77,26 +77,30 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	}
 	if s.Network, err = NewNetwork(ctx, cfg.Name("net"), &NetworkArgs{
 		Stack: cfg.Stack, Provider: prov, Volumes: volumes, DriverOpts: cfg.VolumeDriverOpts, Protect: cfg.Protect,
+		DataReachable: cfg.DBPort != 0,
 	}, after); err != nil {
 		return nil, err
 	}
-	network := s.Network.Network.Name
+	network := s.Network.Network.Name // edge
+	appNet, dataNet := s.Network.App.Name, s.Network.Data.Name
 
-	if s.Database, err = NewDatabase(ctx, cfg.Name("db"), &DatabaseArgs{
+	dbArgs := &DatabaseArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, Orphans: orphans,
 		ExternalURL: cfg.DatabaseURL, External: cfg.ExternalDB,
-		Image: cfg.PostgresImage, Network: network, DataVolume: s.Network.Volumes["pgdata"],
+		Image: cfg.PostgresImage, Network: dataNet, EdgeNetwork: network, DataVolume: s.Network.Volumes["pgdata"],
 		Port: cfg.DBPort, BindAddress: cfg.BindAddress,
 		Name: cfg.DBName, Owner: cfg.DBOwner, Password: cfg.DBPassword, AppPassword: cfg.AppDBPassword,
 		Protect:        cfg.Protect,
 		MaxConnections: cfg.DBMaxConnections,
-	}, after); err != nil {
+		MemoryMB:       cfg.DBMemoryMB,
+	}
+	if s.Database, err = NewDatabase(ctx, cfg.Name("db"), dbArgs, after); err != nil {
 		return nil, err
 	}
 
 	proxyArgs := &ProxyArgs{
 		Stack: cfg.Stack, Provider: prov, OnHost: onHost, HostReady: s.Host.Ready, Orphans: orphans,
-		Image: cfg.NginxImage, Network: network, BindAddress: cfg.BindAddress,
+		Image: cfg.NginxImage, Network: network, AppNetwork: appNet, BindAddress: cfg.BindAddress,
 		HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort, RateLimit: cfg.RateLimit,
 		AuthMethods: cfg.AuthMethods(),
 		TLS:         cfg.TLS, Domain: cfg.Domain, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
@@ -122,7 +126,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, DBMaxConns: cfg.DBPoolSize,
 		MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs(),
 		StopGrace: retire.StopGrace(), Linger: retire.Linger, StartTimeout: cfg.StartTimeout,
-		Network: network, NetworkName: cfg.Name("net"),
+		Network: appNet, NetworkName: cfg.Name("net", "app"), DataNetwork: dataNet, DataNetworkName: cfg.Name("net", "data"),
 		OwnerURL: s.Database.OwnerURL, AppURL: s.Database.AppURL, AppPassword: cfg.AppDBPassword,
 		DatabaseReady: s.Database.Ready, ConfigChecked: []pulumi.Resource{s.Proxy.Check},
 		WriteAuth: cfg.WriteAuth, TrustedProxies: s.Network.Subnets,
@@ -140,7 +144,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	if cfg.BackupsEnabled {
 		backupsArgs := &BackupsArgs{
 			Stack: cfg.Stack, Provider: prov, Orphans: orphans, Image: cfg.PostgresImage,
-			OwnerURL: s.Database.OwnerURL, Network: network, Volume: s.Network.Volumes["backups"],
+			OwnerURL: s.Database.OwnerURL, Network: dataNet, Volume: s.Network.Volumes["backups"],
 			Interval: cfg.BackupInterval, Keep: cfg.BackupKeep, Verify: cfg.BackupVerify,
 			Ready: append(append([]pulumi.Resource{}, s.Database.Ready...), s.App.Migration),
 		}
@@ -169,9 +173,12 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 	}
 	if s.Retire, err = NewRetire(ctx, cfg.Name("app", "retire"), &RetireArgs{
 		Stack: cfg.Stack, OnHost: onHost, DrainWait: retire.DrainWait,
-		Network: cfg.Name("net"), AliasWait: retire.AliasWait,
+		Network: cfg.Name("net", "app"), AliasWait: retire.AliasWait,
 		Keep: s.App.ReplicaNames, After: []pulumi.Resource{s.Smoke.Check},
 	}, pulumi.Parent(s.App)); err != nil {
+		return nil, err
+	}
+	if err := s.Database.LeaveEdge(ctx, cfg.Name("db"), dbArgs, []pulumi.Resource{s.Retire}); err != nil {
 		return nil, err
 	}
 

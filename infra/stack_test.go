@@ -88,12 +88,16 @@ func TestProdStack(t *testing.T) {
 	if strings.Join(published, ",") != "0.0.0.0:443->443,0.0.0.0:80->80" {
 		t.Errorf("prod nginx ports = %v", published)
 	}
-	// ACME: certbot with the shared volumes, cert-watch script uploaded into nginx.
+	// ACME: certbot with the shared volumes; the cert-watch script in nginx's configuration
+	// volume, started before the image's entrypoint.
 	m.named(t, "notes-prod-nginx-certbot")
 	m.named(t, "notes-prod-net-letsencrypt")
 	m.named(t, "notes-prod-net-acme-webroot")
-	if !strings.Contains(fmt.Sprint(prop(ng, "uploads")), "90-notes-cert-watch.sh") {
-		t.Error("nginx container lacks the cert-watch upload in acme mode")
+	if files := renderedFiles(t, m.named(t, "notes-prod-nginx-init")); files["notes-cert-watch.sh"] != certWatchScript {
+		t.Errorf("nginx-init writes %v, want notes-cert-watch.sh in acme mode", keys(files))
+	}
+	if ep := strings.Join(strs(prop(ng, "entrypoints")), " "); !strings.Contains(ep, nginxCertWatch+" && exec /docker-entrypoint.sh") {
+		t.Errorf("nginx entrypoint %q does not start the cert watcher", ep)
 	}
 
 	// SSH host, bootstrap before the provider.
@@ -121,14 +125,16 @@ func TestProdStack(t *testing.T) {
 		t.Errorf("nginx config command = %.200q", c)
 	}
 
-	// Data volumes protected and retained.
+	// Data volumes protected and retained; nginx's configuration volume is rendered again by
+	// every up, and goes with the stack.
 	vols := m.byType(volumeT)
-	if len(vols) != 4 {
-		t.Errorf("prod volumes = %d, want pgdata, backups, letsencrypt, acme-webroot", len(vols))
+	if len(vols) != 5 {
+		t.Errorf("prod volumes = %d, want pgdata, backups, letsencrypt, acme-webroot, nginx-conf", len(vols))
 	}
 	for _, v := range vols {
-		if !v.Protect || !v.Retain {
-			t.Errorf("prod volume %s: protect=%v retainOnDelete=%v, want both", v.Name, v.Protect, v.Retain)
+		data := v.Name != "notes-prod-nginx-conf"
+		if v.Protect != data || v.Retain != data {
+			t.Errorf("prod volume %s: protect=%v retainOnDelete=%v, want %v", v.Name, v.Protect, v.Retain, data)
 		}
 	}
 	commonChecks(t, m, "prod", cfg)
@@ -349,8 +355,8 @@ func checkReplica(t *testing.T, r, mig *mockRes) {
 	if img := str(prop(r, "image")); !strings.HasPrefix(img, "sha256:") {
 		t.Errorf("%s: image = %q, want the built image id", r.Name, img)
 	}
-	if n := len(unsecret(prop(r, "networksAdvanced")).ArrayValue()); n != 1 {
-		t.Errorf("%s: on %d networks, want the stack network only", r.Name, n)
+	if n := len(unsecret(prop(r, "networksAdvanced")).ArrayValue()); n != 2 {
+		t.Errorf("%s: on %d networks, want the app and data networks (TestEveryContainerHardened)", r.Name, n)
 	}
 }
 
@@ -581,9 +587,10 @@ func TestCertbotACMEServer(t *testing.T) {
 				t.Errorf("certbot arguments %q, want --server %s", args, tc.server)
 			}
 			envs := strings.Join(strs(prop(cb, "envs")), " ")
-			uploads := fmt.Sprint(prop(cb, "uploads"))
-			if _, private := tc.set["notes:acmeCaBundle"]; private != strings.Contains(envs, "REQUESTS_CA_BUNDLE="+certbotCABundle) || private != strings.Contains(uploads, certbotCABundle) {
-				t.Errorf("private CA %v: envs %q, uploads %s", private, envs, uploads)
+			// No uploads: certbot's root filesystem is read-only.
+			if _, private := tc.set["notes:acmeCaBundle"]; private != strings.Contains(envs, "REQUESTS_CA_BUNDLE="+certbotCABundleTmp) ||
+				private != strings.Contains(envs, "NOTES_ACME_CA_BUNDLE="+strings.TrimSpace(tc.set["notes:acmeCaBundle"])) || prop(cb, "uploads").IsArray() {
+				t.Errorf("private CA %v: envs %q, uploads %v", private, envs, prop(cb, "uploads"))
 			}
 			if nets := fmt.Sprint(prop(cb, "networksAdvanced")); !strings.Contains(nets, "name") {
 				t.Errorf("certbot is not on the stack network (a private CA there is out of reach): %s", nets)

@@ -195,7 +195,9 @@ type swarmDeploy struct {
 	prov     pulumi.ResourceOption // pulumi.Provider(provider)
 	env      pulumi.StringMap      // the environment of commands on the manager
 	net      *Network
-	networks docker.ServiceTaskSpecNetworksAdvancedArray
+	// The services' networks by role (Network): nginx edge and app, certbot edge, the app app
+	// and data, Postgres and backups data.
+	edgeNets, nginxNets, appNets, dataNets docker.ServiceTaskSpecNetworksAdvancedArray
 	// smokeTrust is what the smoke check trusts besides the public CAs with tls=acme (the
 	// placeholder and notes:acmeCaBundle); the nginx phase sets it.
 	smokeTrust pulumi.StringOutput
@@ -301,6 +303,16 @@ func (d *swarmDeploy) network() error {
 		return err
 	}
 	d.net = net
-	d.networks = docker.ServiceTaskSpecNetworksAdvancedArray{docker.ServiceTaskSpecNetworksAdvancedArgs{Name: net.Network.ID()}}
+	attach := func(ns ...*docker.Network) docker.ServiceTaskSpecNetworksAdvancedArray {
+		var a docker.ServiceTaskSpecNetworksAdvancedArray
+		for _, n := range ns {
+			a = append(a, docker.ServiceTaskSpecNetworksAdvancedArgs{Name: n.ID()})
+		}
+		return a
+	}
+	d.edgeNets = attach(net.Network)
+	d.nginxNets = attach(net.Network, net.App)
+	d.appNets = attach(net.App, net.Data)
+	d.dataNets = attach(net.Data)
 	return nil
 }

@@ -52,9 +52,10 @@ func (d *swarmDeploy) nginxACME() (swarmNginxACME, error) {
 		},
 		secrets: docker.ServiceTaskSpecContainerSpecSecretArray{
 			secretFile(certSecret, swarmPlaceholderDir+"/fullchain.pem", "0", 0o444),
-			secretFile(keySecret, swarmPlaceholderDir+"/privkey.pem", "0", 0o400),
+			secretFile(keySecret, swarmPlaceholderDir+"/privkey.pem", fmt.Sprint(nginxUID), 0o400),
 		},
-		mounts: d.certbotMounts(true),
+		// cert-watch.sh links or copies the certificate into /etc/nginx/tls at every start.
+		mounts: append(d.certbotMounts(true), tmpfsMount("/etc/nginx/tls")),
 		env: pulumi.StringMap{
 			"NOTES_CERT_DOMAIN":      pulumi.String(cfg.Domain),
 			"NOTES_CERT_PLACEHOLDER": pulumi.String(swarmPlaceholderDir),
@@ -86,7 +87,7 @@ func (d *swarmDeploy) placeOnEdgeNode() []string {
 func (d *swarmDeploy) certbot(after pulumi.Resource) (*docker.Service, error) {
 	cfg := d.cfg
 	acme := ACMEArgs{Email: cfg.ACMEEmail, Server: cfg.ACMEDirectory(), CABundle: cfg.ACMECABundle}
-	env := pulumi.StringMap{"NOTES_CERTBOT_STATUS": pulumi.String(certbotStatus)}
+	env := pulumi.StringMap{"NOTES_CERTBOT_STATUS": pulumi.String(certbotStatus), "NOTES_CERT_GROUP": pulumi.String(fmt.Sprint(nginxUID))}
 	var configs docker.ServiceTaskSpecContainerSpecConfigArray
 	if acme.CABundle != "" {
 		bundle, err := d.res("certbot-ca-bundle").config([]byte(acme.CABundle))
@@ -109,15 +110,21 @@ func (d *swarmDeploy) certbot(after pulumi.Resource) (*docker.Service, error) {
 				Args:            pulumi.ToStringArray(certbotArgs(cfg.Domain, acme)),
 				Env:             env,
 				Configs:         configs,
-				Mounts:          d.certbotMounts(false),
+				Mounts:          append(d.certbotMounts(false), tmpfsMounts(certbotTmpfs)...),
+				User:            pulumi.String(certbotUser),
+				ReadOnly:        pulumi.Bool(true),
+				CapDrops:        pulumi.ToStringArray([]string{"ALL"}),
 				StopGracePeriod: pulumi.String("30s"),
 				Labels:          taskLabels(cfg.Stack, "certbot"),
 				Sysctl:          pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.edgeNets,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnEdgeNode())},
-			RestartPolicy:     restartAny(),
-			LogDriver:         jsonLogs(),
+			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
+				MemoryBytes: pulumi.Int(certbotMemoryMB << 20),
+			}},
+			RestartPolicy: restartAny(),
+			LogDriver:     jsonLogs(),
 		},
 		UpdateConfig:   updateConfig("stop-first", 10*time.Second, "pause"),
 		ConvergeConfig: converge(2 * time.Minute),

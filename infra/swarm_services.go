@@ -83,10 +83,14 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 				Labels:          taskLabels(cfg.Stack, "db"),
 				Sysctl:          pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.dataNets,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},
-			RestartPolicy:     restartAny(),
-			LogDriver:         jsonLogs(),
+			// A new limit is a service update: the database task restarts once.
+			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
+				MemoryBytes: pulumi.Int(cfg.DBMemoryMB << 20),
+			}},
+			RestartPolicy: restartAny(),
+			LogDriver:     jsonLogs(),
 		},
 		UpdateConfig:   updateConfig("stop-first", 30*time.Second, "pause"),
 		ConvergeConfig: converge(5 * time.Minute),
@@ -205,7 +209,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB, reg ownReg
 
 	a.migrationName = pulumi.Sprintf("%s-%s", objectName(cfg.Stack, "migrate"), a.revision)
 	migArgs := &AppArgs{Stack: cfg.Stack, AppVersion: cfg.AppVersion, LogLevel: cfg.LogLevel, MemoryMB: cfg.ServiceMemoryMB, CPUs: cfg.DockerCPUs()}
-	migCmd := pulumi.All(a.migrationName, a.imageID, d.net.Network.Name).ApplyT(func(v []any) string {
+	migCmd := pulumi.All(a.migrationName, a.imageID, d.net.Data.Name).ApplyT(func(v []any) string {
 		cmd, _ := on.Script(migrateScript, append([]string{v[0].(string), v[1].(string)}, migrateOptions(migArgs, v[2].(string))...)...)
 		return cmd
 	}).(pulumi.StringOutput)
@@ -275,7 +279,7 @@ func (d *swarmDeploy) app(host *Host, build BuildContext, db swarmDB, reg ownReg
 				Labels:          taskLabels(cfg.Stack, "app"),
 				Sysctl:          pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.appNets,
 			Placement:         appPlacement(cfg),
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
 				MemoryBytes: pulumi.Int(cfg.ServiceMemoryMB << 20),
@@ -353,7 +357,7 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 			return nil, "", err
 		}
 		secrets = docker.ServiceTaskSpecContainerSpecSecretArray{
-			secretFile(cert, nginxTLSCert, "0", 0o444), secretFile(key, nginxTLSKey, "0", 0o400),
+			secretFile(cert, nginxTLSCert, "0", 0o444), secretFile(key, nginxTLSKey, fmt.Sprint(nginxUID), 0o400),
 		}
 		ports = append(ports, hostPort(nginxHTTPSPort, cfg.HTTPSPort))
 	}
@@ -370,8 +374,12 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 				Image:   pulumi.String(cfg.NginxImage),
 				Configs: configs,
 				Secrets: secrets,
-				Mounts:  mounts,
+				Mounts:  append(mounts, tmpfsMounts(nginxTmpfs)...),
 				Env:     env,
+				// As on engine containers: nginx's own user, no capability, read-only root.
+				User:     pulumi.String(nginxUser),
+				ReadOnly: pulumi.Bool(true),
+				CapDrops: pulumi.ToStringArray([]string{"ALL"}),
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray(nginxHealthTest),
 					Interval:    pulumi.String("5s"),
@@ -381,13 +389,16 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 				},
 				StopGracePeriod: pulumi.String("30s"),
 				Labels:          taskLabels(cfg.Stack, "nginx"),
-				Sysctl:          pulumi.StringMap{},
+				Sysctl:          pulumi.ToStringMap(unprivilegedPorts),
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.nginxNets,
 			Placement: docker.ServiceTaskSpecPlacementArgs{
 				Constraints: pulumi.ToStringArray(d.placeOnEdgeNode()),
 				MaxReplicas: pulumi.Int(1),
 			},
+			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
+				MemoryBytes: pulumi.Int(nginxMemoryMB << 20),
+			}},
 			RestartPolicy: restartAny(),
 			LogDriver:     jsonLogs(),
 		},
@@ -486,7 +497,7 @@ func (d *swarmDeploy) backups(ownerURL pulumi.StringOutput, after []pulumi.Resou
 				Labels: taskLabels(cfg.Stack, "backup"),
 				Sysctl: pulumi.StringMap{},
 			},
-			NetworksAdvanceds: d.networks,
+			NetworksAdvanceds: d.dataNets,
 			Placement:         docker.ServiceTaskSpecPlacementArgs{Constraints: pulumi.ToStringArray(d.placeOnDBNode())},
 			Resources: docker.ServiceTaskSpecResourcesArgs{Limits: docker.ServiceTaskSpecResourcesLimitsArgs{
 				MemoryBytes: pulumi.Int(512 << 20),

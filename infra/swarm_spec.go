@@ -64,6 +64,15 @@ func tmpfsMount(target string) docker.ServiceTaskSpecContainerSpecMountArgs {
 	return docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("tmpfs"), Target: pulumi.String(target)}
 }
 
+// tmpfsMounts are a tmpfsMount at each target (mode 1777, Docker's default).
+func tmpfsMounts(targets []string) docker.ServiceTaskSpecContainerSpecMountArray {
+	var m docker.ServiceTaskSpecContainerSpecMountArray
+	for _, t := range targets {
+		m = append(m, tmpfsMount(t))
+	}
+	return m
+}
+
 // hostPort publishes target on published of the task's node (host mode: no ingress mesh, which
 // needs IPVS).
 func hostPort(target, published int) docker.ServiceEndpointSpecPortArgs {

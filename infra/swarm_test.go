@@ -373,7 +373,7 @@ func TestSwarmProtectAndTLS(t *testing.T) {
 		}
 	}
 	ng := m.named(t, "notes-dev-nginx")
-	checkSecretMount(t, m, ng, nginxTLSKey, "0", 0o400, "KEY-SECRET")
+	checkSecretMount(t, m, ng, nginxTLSKey, "101", 0o400, "KEY-SECRET")
 	if n := len(unsecret(obj(prop(ng, "endpointSpec"))["ports"]).ArrayValue()); n != 2 {
 		t.Errorf("nginx publishes %d ports, want 80 and 443", n)
 	}
@@ -445,7 +445,7 @@ func TestSwarmACME(t *testing.T) {
 	if env := fmt.Sprint(containerSpec(ng)["env"]); !strings.Contains(env, "NOTES_CERT_PLACEHOLDER") || !strings.Contains(env, "notes.test") {
 		t.Errorf("nginx env %s", env)
 	}
-	checkSecretMount(t, m, ng, swarmPlaceholderDir+"/privkey.pem", "0", 0o400, "PRIVATE KEY")
+	checkSecretMount(t, m, ng, swarmPlaceholderDir+"/privkey.pem", "101", 0o400, "PRIVATE KEY")
 	checkSecretMount(t, m, ng, swarmPlaceholderDir+"/fullchain.pem", "0", 0o444, "CERTIFICATE")
 	if !strings.Contains(fmt.Sprint(containerSpec(ng)["configs"]), "/docker-entrypoint.d/90-notes-cert-watch.sh") {
 		t.Error("nginx lacks the cert-watch script")

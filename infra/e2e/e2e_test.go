@@ -120,6 +120,12 @@ func TestDeployLocal(t *testing.T) {
 		for _, name := range replicas {
 			checkHardened(t, name)
 		}
+		seen := checkStackHardened(t, s.name, false)
+		for _, role := range []string{"app", "nginx", "db", "backup"} {
+			if !seen[role] {
+				t.Errorf("no running %s container", role)
+			}
+		}
 	})
 
 	t.Run("second up changes nothing", func(t *testing.T) {

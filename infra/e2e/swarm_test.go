@@ -42,6 +42,14 @@ func TestSwarm(t *testing.T) {
 	t.Run("tasks of the new revision serve", func(t *testing.T) {
 		checkAppTasks(t, s, s.output("revision"), 2)
 	})
+	t.Run("every task hardened as declared", func(t *testing.T) {
+		seen := checkStackHardened(t, s.name, true)
+		for _, role := range []string{"app", "nginx", "db", "backup"} {
+			if !seen[role] {
+				t.Errorf("no running %s task", role)
+			}
+		}
+	})
 
 	t.Run("redeploy with 2 tasks, plain client", func(t *testing.T) {
 		swarmRedeployUnderPlainLoad(t, s, scan, api, "e2e-2")

@@ -11,8 +11,31 @@
 # Signals (docker kill --signal ...): HUP runs certbot now; USR1 runs it now with
 # --force-renewal (a renewal of a certificate that is not due yet).
 #
+# With $NOTES_CERT_GROUP (nginx's group: nginx does not run as root) the certificates and keys
+# under live/ and archive/ are made readable by that group before and after every run; certbot
+# creates them readable by its own user only. certbot runs as root without capabilities and with
+# that group as its primary group: root owns the files and is a member of the group, which is
+# all chgrp needs. Keys of a volume from before are fixed the same way on the first run.
+#
+# With $NOTES_ACME_CA_BUNDLE (PEM certificates; engine containers, whose read-only root takes no
+# uploaded file) it is written to $REQUESTS_CA_BUNDLE first, the file certbot trusts for the CA.
+#
 #   certbot-loop.sh CERTBOT-ARG...
 status=${NOTES_CERTBOT_STATUS:?NOTES_CERTBOT_STATUS is not set}
+if [ -n "${NOTES_ACME_CA_BUNDLE:-}" ]; then
+  printf '%s\n' "$NOTES_ACME_CA_BUNDLE" >"${REQUESTS_CA_BUNDLE:?REQUESTS_CA_BUNDLE is not set}"
+fi
+group=${NOTES_CERT_GROUP:-}
+# share makes live/ and archive/ readable by $group (nothing without it).
+share() {
+  [ -n "$group" ] || return 0
+  for d in /etc/letsencrypt/live /etc/letsencrypt/archive; do
+    [ -d "$d" ] || continue
+    if ! { chgrp -R "$group" "$d" && chmod -R g+rX "$d"; }; then
+      echo "certbot-loop: cannot make $d readable by group $group: nginx may not read the certificate" >&2
+    fi
+  done
+}
 force=
 pending=
 sleeper=
@@ -35,9 +58,11 @@ while :; do
   force=
   pending=
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  share
   # shellcheck disable=SC2086 # $run_force is one word or nothing
   certbot "$@" $run_force
   rc=$?
+  share
   if [ "$rc" -eq 0 ]; then
     echo "ok $started" >"$status"
     echo "certbot-loop: certbot succeeded; next run in 1h"

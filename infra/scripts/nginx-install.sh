@@ -85,8 +85,10 @@ if ! nginx -t 2>&1; then
     exit 1
   fi
   echo "phase roll out: nginx -t failed; restoring the previous configuration" >&2
-  rm -rf /etc/nginx
-  cp -a "$prev" /etc/nginx
+  # /etc/nginx may be a mount point (engine containers: the configuration volume): empty it
+  # rather than remove it.
+  find /etc/nginx -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  cp -a "$prev"/. /etc/nginx/
   rm -rf "$new" "$prev"
   exit 1
 fi
