@@ -18,32 +18,22 @@ import (
 func genFuzz(env fuzzEnv, i int) *fuzzReq {
 	r := rand.New(rand.NewPCG(env.seed, uint64(i)))
 	g := &gen{r: r, env: env, i: i}
-	var q *fuzzReq
-	switch p := r.IntN(100); {
-	case p < 14:
-		q = g.read()
-	case p < 26:
-		q = g.validPost()
-	case p < 35:
-		q = g.nearNote()
-	case p < 45:
-		q = g.metrics()
-	case p < 54:
-		q = g.path()
-	case p < 64:
-		q = g.headers()
-	case p < 72:
-		q = g.framing()
-	case p < 78:
-		q = g.modify()
-	case p < 86:
-		q = g.method()
-	case p < 90:
-		q = g.version()
-	default:
-		q = g.randomBody()
+	// The families with their shares of the run, in percent.
+	families := []struct {
+		percent int
+		gen     func() *fuzzReq
+	}{
+		{14, g.read}, {12, g.validPost}, {9, g.nearNote}, {10, g.metrics}, {9, g.path}, {10, g.headers},
+		{8, g.framing}, {6, g.modify}, {8, g.method}, {4, g.version}, {10, g.randomBody},
 	}
-	return q
+	p := r.IntN(100)
+	for _, f := range families {
+		if p < f.percent {
+			return f.gen()
+		}
+		p -= f.percent
+	}
+	panic("the family shares do not add up to 100")
 }
 
 type gen struct {
