@@ -212,6 +212,11 @@ func TestDeployLocal(t *testing.T) {
 		docker(t, "exec", s.output("backupContainer"), "notes-backup", "now")
 	})
 
+	// Last: its database outage and its PATCHes and DELETEs must not disturb the others.
+	t.Run("fuzz through the front door", func(t *testing.T) {
+		frontDoorFuzz(t, s, secrets[2])
+	})
+
 	s.destroy()
 }
 

@@ -141,6 +141,12 @@ func swarmFaults(s *stack) faultTarget {
 	}
 }
 
+// databaseReady says Postgres runs and accepts connections.
+func (ft faultTarget) databaseReady(t *testing.T) bool {
+	db := ft.database(t)
+	return db != "" && exec.Command("docker", "exec", db, "pg_isready", "-q", "-U", "notes", "-d", "notes").Run() == nil
+}
+
 // state is a container's "status health".
 func state(t *testing.T, container string) string {
 	t.Helper()
@@ -170,10 +176,7 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 			ft.stopDatabase(t)
 			time.Sleep(5 * time.Second)
 			ft.startDatabase(t)
-			return waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool {
-				db := ft.database(t)
-				return db != "" && exec.Command("docker", "exec", db, "pg_isready", "-q", "-U", "notes", "-d", "notes").Run() == nil
-			})
+			return waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool { return ft.databaseReady(t) })
 		})
 		rows = append(rows, row)
 		for kind, n := range row.failed {
