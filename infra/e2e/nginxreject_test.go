@@ -36,10 +36,10 @@ func nginxConfigRejected(t *testing.T) faultRow {
 	s.setSecret("notes:tlsKey", other.KeyPEM)
 	var out string
 	var upErr error
-	var since string
+	var created func() []string
 	row := faultUnderLoad(t, faultTarget{engine: "containers", s: s, client: cert.Client}, 4,
 		"nginx configuration rejected (tlsKey of another certificate), with an app change", func() time.Time {
-			since = strconv.FormatInt(time.Now().Unix(), 10)
+			created = watchCreated(t, s)
 			timed(t, "the up with the rejected configuration", func() {
 				out, upErr = s.try(20*time.Minute, "", "up", "--yes", "--skip-preview", "--suppress-progress")
 			})
@@ -51,7 +51,7 @@ func nginxConfigRejected(t *testing.T) faultRow {
 	if !strings.Contains(out, "rejects the new configuration") || !strings.Contains(out, "key values mismatch") {
 		t.Errorf("the failed up does not say that nginx rejects the configuration, and why:\n%s", tail(out, 40))
 	}
-	if names := createdSince(t, s, since); len(names) > 0 {
+	if names := created(); len(names) > 0 {
 		t.Errorf("the up with the rejected configuration created containers %v: the check must come before any change", names)
 	}
 	for kind, n := range row.failed {
@@ -70,9 +70,9 @@ func nginxConfigRejected(t *testing.T) faultRow {
 	}
 
 	s.setSecret("notes:tlsKey", cert.KeyPEM)
-	since = strconv.FormatInt(time.Now().Unix(), 10)
+	created = watchCreated(t, s)
 	timed(t, "nginx fault: up with the right key", func() { s.up() })
-	if len(createdSince(t, s, since)) == 0 {
+	if len(created()) == 0 {
 		t.Error("docker events shows no container created by the up with the right key (the migration, the new replica): the check above would see none either")
 	}
 	resp = expectStatus(t, cert.Client, s.output("healthUrl"), http.StatusOK)
@@ -83,14 +83,25 @@ func nginxConfigRejected(t *testing.T) faultRow {
 	return row
 }
 
-// createdSince names the containers of the stack created since the Unix time since.
-func createdSince(t *testing.T, s *stack, since string) []string {
+// watchCreated streams the stack's container create events from now on, until the returned
+// function stops it and names the containers created. A stream, not `docker events --since`
+// afterwards: the daemon keeps only its last 256 events for --since, and with other stacks'
+// healthchecks on the same daemon (parallel tests) a deploy's creates fell out of it.
+func watchCreated(t *testing.T, s *stack) (stop func() []string) {
 	t.Helper()
-	out, err := exec.Command("docker", "events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+	cmd := exec.Command("docker", "events", "--since", strconv.FormatInt(time.Now().Unix(), 10),
 		"--filter", "type=container", "--filter", "event=create", "--filter", "label=com.notes-stack.stack="+s.name,
-		"--format", "{{.Actor.Attributes.name}}").Output()
-	if err != nil {
+		"--format", "{{.Actor.Attributes.name}}")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("docker events: %v", err)
 	}
-	return strings.Fields(string(out))
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return func() []string {
+		time.Sleep(time.Second) // the last events on their way
+		cmd.Process.Kill()
+		cmd.Wait()
+		return strings.Fields(out.String())
+	}
 }
