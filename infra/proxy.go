@@ -116,8 +116,6 @@ http {
 }
 `
 
-// tmpfsMap is paths as engine containers' tmpfs mounts: writable by everyone (mode 1777, which
-// Docker's default for these is not), never executable.
 // nginxCheckArgs is the `docker run` of the configuration check: the installation script in
 // check mode, in a container of the nginx image with no network and the nginx container's tmpfs
 // paths (the temp paths must exist for nginx -t), removed at once.
@@ -130,6 +128,8 @@ func nginxCheckArgs(image, tls, domain string) []string {
 		"-c", nginxInstallScript, "sh", tls, domain, nginxInstallTmp, placeholderDir, "check")
 }
 
+// tmpfsMap is paths as engine containers' tmpfs mounts: writable by everyone (mode 1777, which
+// Docker's default for these is not), never executable.
 func tmpfsMap(paths []string) pulumi.StringMap {
 	m := pulumi.StringMap{}
 	for _, p := range paths {
