@@ -29,6 +29,10 @@ var version = "dev"
 // maxHeaderBytes bounds request headers; net/http's default is 1 MiB.
 const maxHeaderBytes = 64 << 10
 
+// lingerTimeout bounds how long a closed connection still reads what its peer sends (nginx
+// sends a request's body right behind its header, so a few round trips are plenty).
+const lingerTimeout = time.Second
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	if err := parseFlags(fs, args, stderr, "Usage: notes serve\n\nRuns the HTTP service. Configuration comes from environment variables (docs/service.md).\n"); err != nil {
@@ -102,7 +106,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		"db_max_conns", cfg.DBMaxConns, "version", version, "revision", cfg.Revision)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Lingering: a request net/http refuses before reading its body still gets its whole answer
+	// through nginx (quiesce.Lingering says why).
+	go func() { errc <- srv.Serve(quiesce.Lingering(ln, lingerTimeout)) }()
 	go func() {
 		// Only a log line: readiness is /readyz's job.
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
