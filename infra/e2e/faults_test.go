@@ -19,51 +19,63 @@ import (
 	"time"
 )
 
-// TestFaults is `make faults`: faults injected into a deployed stack (2 replicas, nginx in
-// front, 16 clients of mixed load that send an Idempotency-Key with every POST), on engine
-// containers (and a small tls=provided stack for the rejected nginx configuration) and then
-// engine swarm. It prints one table of every fault: load,
-// failed requests by status, how long the fault lasted, the seconds of failure after the repair,
-// acknowledged writes lost. It asserts on what a user sees, not on timings: no acknowledged
-// write lost, no 502 for a database outage (the replicas are healthy; the database is not), no
-// failed idempotent request when one replica crashes, only 503s for writes while the database
-// volume is full, no failed request and no lost dump while the backup volume is full.
+// TestFaults is `make faults`: faults injected into deployed stacks (2 replicas, nginx in
+// front, 16 clients of mixed load that send an Idempotency-Key with every POST), as four stacks
+// side by side: engine containers for the runtime faults, engine containers deployed over SSH
+// for the deploy faults, a small tls=provided stack for the rejected nginx configuration, and
+// engine swarm. It prints one table of every fault: load, failed requests by status, how long
+// the fault lasted, the seconds of failure after the repair, acknowledged writes lost. It asserts
+// on what a user sees, not on timings: no acknowledged write lost, no 502 for a database outage
+// (the replicas are healthy; the database is not) and no app task replaced for it, no failed
+// idempotent request when one replica crashes, only 503s for writes while the database volume is
+// full, no failed request and no lost dump while the backup volume is full.
 func TestFaults(t *testing.T) {
 	t.Parallel()
-	var rows []faultRow
-	t.Cleanup(func() { t.Log("fault table\n" + faultTable(rows)) })
+	// One slot per subtest, so the table keeps its order whichever finishes first.
+	groups := make([][]faultRow, 4)
+	t.Cleanup(func() { t.Log("fault table\n" + faultTable(slices.Concat(groups...))) })
 	t.Run("engine containers", func(t *testing.T) {
-		// Deployed over SSH, the way a remote host is, so the deploy faults can drop the
-		// connection; the runtime faults do not care how the stack got there.
-		h := startSSHD(t)
+		t.Parallel()
 		// Before the stack: unmounted only after the stack's cleanup removed its containers.
 		pgdata, backups := hostTmpfs(t, "256m"), hostTmpfs(t, "96m")
 		s, _ := devStack(t, "f")
-		s.set("notes:dockerHost", h.dockerHost())
-		s.setList("notes:sshOpts", h.SSHOpts)
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000") // see TestDeployLocal
 		bindVolume(s, "notes:dbVolumeDriverOpts", pgdata)
 		bindVolume(s, "notes:backupVolumeDriverOpts", backups)
 		timed(t, "containers: up", func() { s.up() })
-		rows = append(rows, runFaults(t, containersFaults(s))...)
+		rows := runFaults(t, containersFaults(s))
 		rows = append(rows, readyzFlood(t, s, 2))
 		rows = append(rows, diskFullFaults(t, s, pgdata)...)
-		rows = append(rows, backupFullFault(t, s, backups))
-		rows = append(rows, deployFaults(t, s, h)...)
+		groups[0] = append(rows, backupFullFault(t, s, backups))
 		timed(t, "containers: destroy", func() { s.destroy() })
 	})
+	t.Run("engine containers over ssh: deploy faults", func(t *testing.T) {
+		t.Parallel()
+		// Deployed over SSH, the way a remote host is, so the faults can drop the connection.
+		h := startSSHD(t)
+		s, _ := devStack(t, "fd")
+		s.set("notes:dockerHost", h.dockerHost())
+		s.setList("notes:sshOpts", h.SSHOpts)
+		s.set("notes:replicas", "2")
+		s.set("notes:rateLimit", "6000000")
+		timed(t, "containers over ssh: up", func() { s.up() })
+		groups[1] = deployFaults(t, s, h)
+		timed(t, "containers over ssh: destroy", func() { s.destroy() })
+	})
 	t.Run("nginx configuration rejected", func(t *testing.T) {
-		rows = append(rows, nginxConfigRejected(t))
+		t.Parallel()
+		groups[2] = []faultRow{nginxConfigRejected(t)}
 	})
 	t.Run("engine swarm", func(t *testing.T) {
+		t.Parallel()
 		ensureSwarmManager(t)
 		s, _ := devStack(t, "fs")
 		useSwarmEngine(s)
 		s.set("notes:replicas", "2")
 		s.set("notes:rateLimit", "6000000")
 		timed(t, "swarm: up", func() { s.up() })
-		rows = append(rows, runFaults(t, swarmFaults(s))...)
+		groups[3] = runFaults(t, swarmFaults(s))
 		timed(t, "swarm: destroy", func() { s.destroy() })
 	})
 }
@@ -77,12 +89,14 @@ type faultTarget struct {
 	// database is the running Postgres container (on engine swarm: its task's), "" while there
 	// is none.
 	database func(t *testing.T) string
-	// stopDatabase takes Postgres down; startDatabase brings it back (a no-op where the engine
-	// restarts it by itself).
+	// stopDatabase takes Postgres down (SIGKILL); startDatabase brings it back after outage.
 	stopDatabase, startDatabase func(t *testing.T)
+	outage                      time.Duration
 	// replica is a running app container; replicasHealthy says every replica is healthy again.
 	replica         func(t *testing.T) string
 	replicasHealthy func(t *testing.T) bool
+	// appInstances names every running app process (a restarted or replaced one changes it).
+	appInstances func(t *testing.T) map[string]string
 }
 
 func containersFaults(s *stack) faultTarget {
@@ -94,7 +108,9 @@ func containersFaults(s *stack) faultTarget {
 		database:      func(*testing.T) string { return db },
 		stopDatabase:  func(t *testing.T) { docker(t, "kill", db) }, // SIGKILL; a killed container stays down
 		startDatabase: func(t *testing.T) { docker(t, "start", db) },
+		outage:        5 * time.Second,
 		replica:       func(*testing.T) string { return replicas[0] },
+		appInstances:  func(t *testing.T) map[string]string { return containerStarts(t, replicas) },
 		replicasHealthy: func(t *testing.T) bool {
 			for _, r := range replicas {
 				if state(t, r) != "running healthy" {
@@ -120,9 +136,16 @@ func swarmFaults(s *stack) faultTarget {
 		engine:   "swarm",
 		s:        s,
 		database: func(*testing.T) string { return running() },
-		// SIGKILL to the task's container: the task fails and Swarm starts a new one.
-		stopDatabase:  func(t *testing.T) { docker(t, "kill", serviceTask(t, dbService)) },
-		startDatabase: func(*testing.T) {},
+		// SIGKILL to the task's container, and no task of the service until startDatabase:
+		// Swarm would start a new one after its restart delay (5 s), and the outage is to last
+		// longer than the app tasks' health checks take to fail three times (3 x 3 s), so that
+		// it shows that Swarm never replaces an app task for a database outage (/startedz).
+		stopDatabase: func(t *testing.T) {
+			docker(t, "kill", serviceTask(t, dbService))
+			docker(t, "service", "scale", "--detach", dbService+"=0")
+		},
+		startDatabase: func(t *testing.T) { docker(t, "service", "scale", "--detach", dbService+"=1") },
+		outage:        12 * time.Second,
 		replica: func(t *testing.T) string {
 			for name := range appTasks(t, s) {
 				return name
@@ -140,6 +163,7 @@ func swarmFaults(s *stack) faultTarget {
 			}
 			return healthy == 2 && len(tasks) == 2
 		},
+		appInstances: func(t *testing.T) map[string]string { return appTasks(t, s) },
 	}
 }
 
@@ -174,13 +198,17 @@ type faultRow struct {
 func runFaults(t *testing.T, ft faultTarget) []faultRow {
 	var rows []faultRow
 	t.Run("database outage", func(t *testing.T) {
-		row := faultUnderLoad(t, ft, 16, "Postgres killed for 5 s", func() time.Time {
+		before := ft.appInstances(t)
+		row := faultUnderLoad(t, ft, 16, fmt.Sprintf("Postgres killed for %v", ft.outage), func() time.Time {
 			ft.stopDatabase(t)
-			time.Sleep(5 * time.Second)
+			time.Sleep(ft.outage)
 			ft.startDatabase(t)
 			return waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool { return ft.databaseReady(t) })
 		})
 		rows = append(rows, row)
+		if after := ft.appInstances(t); !maps.Equal(after, before) {
+			t.Errorf("app processes before the database outage %v, after %v: an outage of the database must not restart or replace them", before, after)
+		}
 		for kind, n := range row.failed {
 			if strings.HasSuffix(kind, " 502") || strings.HasSuffix(kind, " 504") {
 				t.Errorf("%d requests got %s during the database outage: nginx must pass the service's 503 on, not eject healthy replicas", n, kind)
