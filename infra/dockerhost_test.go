@@ -171,3 +171,66 @@ func TestOnHostTCPWithTLS(t *testing.T) {
 		t.Errorf("the certificate directory %s is still there: %v", lines[5], err)
 	}
 }
+
+// Command lines made of several OnHost commands, and a build piped into one, on a tcp:// host
+// with TLS: every docker command finds the material, one directory serves the whole line and is
+// gone afterwards, on success and on failure.
+func TestOnHostTCPWithTLSComposed(t *testing.T) {
+	tls := DockerTLS{CA: pulumi.String("CA-PEM").ToStringOutput(), Cert: pulumi.String("CERT-PEM").ToStringOutput(),
+		Key: pulumi.String("KEY-PEM").ToStringOutput(), Set: true}
+	on := NewOnHost(mustDockerHost(t, "tcp://docker.example.com:2376"), nil).WithTLS(tls)
+	// Each part prints the key it finds and where.
+	show := []string{"sh", "-c", `read -r in || in=none; echo "$in $(cat "$DOCKER_CERT_PATH/key.pem") $DOCKER_CERT_PATH verify=$DOCKER_TLS_VERIFY"; exit "${1:-0}"`, "sh"}
+	first, _ := on.Command(show...)
+	failing, _ := on.Command(append(show, "4")...)
+	piped, _ := on.Piped("echo piped", show...)
+	tests := []struct {
+		name, line string
+		wantIn     []string
+		wantExit   int
+	}{
+		{"check && probe || logs", "{ " + first + " && " + first + "; } || { " + failing + "; }", []string{"none", "none"}, 0},
+		{"check fails, logs", failing + " || { " + first + "; exit 1; }", []string{"none", "none"}, 1},
+		{"piped build", piped, []string{"piped"}, 0},
+		{"piped, then more", piped + " && " + first, []string{"piped", "none"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := exec.Command("sh", "-c", tt.line)
+			c.Env = append(os.Environ(), "NOTES_DOCKER_TLS_CA=CA-PEM", "NOTES_DOCKER_TLS_CERT=CERT-PEM", "NOTES_DOCKER_TLS_KEY=KEY-PEM")
+			c.Stdin = strings.NewReader("")
+			out, err := c.Output()
+			exit := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				exit = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if exit != tt.wantExit {
+				t.Errorf("exit status %d, want %d; output:\n%s", exit, tt.wantExit, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if len(lines) != len(tt.wantIn) {
+				t.Fatalf("output:\n%s\nwant %d lines", out, len(tt.wantIn))
+			}
+			dirs := map[string]bool{}
+			for i, line := range lines {
+				f := strings.Fields(line)
+				if len(f) != 4 || f[0] != tt.wantIn[i] || f[1] != "KEY-PEM" || f[3] != "verify=1" {
+					t.Errorf("line %d: %q, want %q KEY-PEM <dir> verify=1", i, line, tt.wantIn[i])
+					continue
+				}
+				dirs[f[2]] = true
+			}
+			if len(dirs) != 1 {
+				t.Errorf("the line used %d certificate directories, want one: %v", len(dirs), dirs)
+			}
+			for d := range dirs {
+				if _, err := os.Stat(d); !os.IsNotExist(err) {
+					t.Errorf("the certificate directory %s is still there: %v", d, err)
+				}
+			}
+		})
+	}
+}

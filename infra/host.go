@@ -108,9 +108,21 @@ func (o OnHost) WithTLS(t DockerTLS) OnHost {
 // Command returns the local shell command line that runs argv on the host, and the environment
 // it needs.
 func (o OnHost) Command(argv ...string) (string, pulumi.StringMap) {
+	return o.Piped("", argv...)
+}
+
+// Piped is Command with the output of local, a command line run here, piped into argv's
+// standard input (for ssh:// hosts, over the connection). "" pipes nothing.
+func (o OnHost) Piped(local string, argv ...string) (string, pulumi.StringMap) {
 	cmd := shellJoin(argv)
 	if o.host.IsSSH() {
-		return o.sshCommand(cmd), pulumi.StringMap{}
+		cmd = o.sshCommand(cmd)
+	}
+	if local != "" {
+		cmd = local + " | " + cmd
+	}
+	if o.host.IsSSH() {
+		return cmd, pulumi.StringMap{}
 	}
 	env := pulumi.StringMap{"DOCKER_HOST": pulumi.String(o.host.String())}
 	if !o.tls.Set {
@@ -118,18 +130,23 @@ func (o OnHost) Command(argv ...string) (string, pulumi.StringMap) {
 	}
 	// The docker CLI reads TLS material only from files: write the secrets (from the command's
 	// environment, which Pulumi keeps secret) into a private temporary directory for this one
-	// command, and remove it afterwards.
+	// command, and remove it afterwards. The prelude goes in front of the whole line, pipeline
+	// included: in front of a pipeline's second part it would run in that part's subshell.
 	env["NOTES_DOCKER_TLS_CA"], env["NOTES_DOCKER_TLS_CERT"], env["NOTES_DOCKER_TLS_KEY"] = o.tls.CA, o.tls.Cert, o.tls.Key
 	return dockerTLSPrelude + cmd, env
 }
 
-// dockerTLSPrelude sets DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for the command after it.
-const dockerTLSPrelude = `DOCKER_CERT_PATH=$(umask 077 && mktemp -d) || exit 1; trap 'rm -rf "$DOCKER_CERT_PATH"' EXIT; ` +
-	`printf '%s\n' "$NOTES_DOCKER_TLS_CA" >"$DOCKER_CERT_PATH/ca.pem" && ` +
-	`printf '%s\n' "$NOTES_DOCKER_TLS_CERT" >"$DOCKER_CERT_PATH/cert.pem" && ` +
-	`printf '%s\n' "$NOTES_DOCKER_TLS_KEY" >"$DOCKER_CERT_PATH/key.pem" || exit 1; ` +
-	`unset NOTES_DOCKER_TLS_CA NOTES_DOCKER_TLS_CERT NOTES_DOCKER_TLS_KEY; ` +
-	`export DOCKER_CERT_PATH DOCKER_TLS_VERIFY=1; `
+// dockerTLSPrelude sets DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for the command after it. Command
+// lines are composed of several (a check, then the logs when it fails): the first prelude of the
+// shell writes the directory and sets the one EXIT trap that removes it, later ones reuse it (a
+// second trap would replace the first, and the first directory would stay behind, key and all).
+const dockerTLSPrelude = `if [ -z "${notes_tls_dir:-}" ]; then ` +
+	`notes_tls_dir=$(umask 077 && mktemp -d) || exit 1; trap 'rm -rf "$notes_tls_dir"' EXIT; ` +
+	`printf '%s\n' "$NOTES_DOCKER_TLS_CA" >"$notes_tls_dir/ca.pem" && ` +
+	`printf '%s\n' "$NOTES_DOCKER_TLS_CERT" >"$notes_tls_dir/cert.pem" && ` +
+	`printf '%s\n' "$NOTES_DOCKER_TLS_KEY" >"$notes_tls_dir/key.pem" || exit 1; ` +
+	`unset NOTES_DOCKER_TLS_CA NOTES_DOCKER_TLS_CERT NOTES_DOCKER_TLS_KEY; fi; ` +
+	`export DOCKER_CERT_PATH="$notes_tls_dir" DOCKER_TLS_VERIFY=1; `
 
 // Docker runs `docker args...` on the host.
 func (o OnHost) Docker(args ...string) (string, pulumi.StringMap) {

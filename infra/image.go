@@ -289,8 +289,7 @@ func (c *Config) ImageRef() string {
 // from `docker login`), and prints the image id last. (For an archive the daemon does not apply
 // .dockerignore; so the archive itself must leave out everything else.)
 func buildCommand(on OnHost, files []string, ref, goImage, appVersion string, push bool) (string, pulumi.StringMap) {
-	cmd, env := on.Script(buildImageScript, ref, goImage, appVersion, strconv.FormatBool(push))
-	return contextArchiveCommand(files) + " | " + cmd, env
+	return on.Piped(contextArchiveCommand(files), "sh", "-c", buildImageScript, "sh", ref, goImage, appVersion, strconv.FormatBool(push))
 }
 
 // contextArchiveCommand writes a gzip'ed tar of files (relative to the working directory) to

@@ -6,6 +6,9 @@
 #                                     (the docker CLI's own ssh helper cannot take ssh options);
 #                                     -t allocates a terminal for an interactive command;
 #                                     $host_timeout (seconds) bounds the command when set
+#   docker_tls_init GET               for a tcp:// host whose stack has notes:dockerTlsCa, Cert and
+#                                     Key (GET KEY prints notes:KEY, nothing when unset): the docker
+#                                     CLI verifies the daemon and presents the client certificate
 docker_host=""
 ssh_args=()
 
@@ -36,6 +39,21 @@ docker_host_init() {
   ssh_args=(-o ConnectTimeout=5 -p "$port")
   [ -n "$user" ] && ssh_args+=(-l "$user")
   ssh_args+=("${opts[@]}" -- "$t")
+}
+
+# The material goes into a private directory removed when the shell exits, as the program's own
+# commands do (infra/host.go): the docker CLI reads TLS files only, never the environment.
+docker_tls_init() {
+  [[ $docker_host == tcp://* ]] || return 0
+  local get=$1 ca
+  ca=$("$get" dockerTlsCa) || return 1
+  [ -n "$ca" ] || return 0
+  docker_tls_dir=$(umask 077 && mktemp -d) || return 1
+  trap 'rm -rf "$docker_tls_dir"' EXIT
+  printf '%s\n' "$ca" >"$docker_tls_dir/ca.pem" || return 1
+  "$get" dockerTlsCert >"$docker_tls_dir/cert.pem" || return 1
+  "$get" dockerTlsKey >"$docker_tls_dir/key.pem" || return 1
+  export DOCKER_CERT_PATH=$docker_tls_dir DOCKER_TLS_VERIFY=1
 }
 
 on_host() {

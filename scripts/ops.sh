@@ -39,6 +39,8 @@ need() {
 }
 need dockerHost
 docker_host_init "$val" "$committed"
+merge_config
+docker_tls_init config_value || die "cannot read notes:dockerTlsCa, dockerTlsCert and dockerTlsKey of stack $stack"
 engine=$(out engine)
 engine=${engine:-containers}
 # An interactive terminal only when there is one (psql and exec also read a script from stdin).

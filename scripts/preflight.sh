@@ -28,6 +28,17 @@ host=${host:-unix:///var/run/docker.sock}
 docker_host_init "$host" "$file" 2>/dev/null || die "notes:dockerHost $host in $file must start with unix://, tcp:// or ssh://"
 
 case $host in
+  tcp://*)
+    # TLS client material is secret: only pulumi can decrypt it (a second or so, and only for a
+    # stack that has it).
+    # shellcheck source=scripts/stack-env.sh
+    source "$root/scripts/stack-env.sh" || exit 1
+    if has_key notes:dockerTlsCa; then
+      pulumi_stack stack select >/dev/null 2>&1 || die "stack $stack does not exist yet, but has notes:dockerTlsCa: set the TLS secrets with make secret KEY=notes:dockerTlsCa (and Cert, Key)"
+      merge_config || exit 1
+      docker_tls_init config_value || die "cannot read notes:dockerTlsCa, dockerTlsCert and dockerTlsKey of stack $stack"
+    fi
+    ;;&
   unix://* | tcp://*)
     command -v docker >/dev/null || die "the docker CLI is not installed: $setup_hint, or https://docs.docker.com/engine/install/"
     if ! err=$(host_timeout=5 on_host docker version --format '{{.Server.Version}}' 2>&1 >/dev/null); then

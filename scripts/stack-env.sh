@@ -106,6 +106,13 @@ ensure_stack() {
 # has_key KEY: the key is set in the committed or the secrets file.
 has_key() { grep -qE "^  $1:" "$committed" "$secrets_file" 2>/dev/null; }
 
+# config_value KEY prints notes:KEY of the stack (decrypted if it is a secret), nothing when it is
+# unset; merge_config must have run.
+config_value() {
+  has_key "notes:$1" || return 0
+  pulumi_cfg config get "notes:$1"
+}
+
 # ensure_secrets generates random dbPassword and appDbPassword into the secrets file when the stack
 # has neither them nor an external databaseUrl, and a random apiToken (the bearer token for
 # PATCH/DELETE) unless the stack has one or opts out with writeAuth none.
