@@ -7,7 +7,7 @@
 # Base images are build args with public defaults; the Pulumi program passes notes:goImage.
 ARG GO_IMAGE=golang:1.26
 
-FROM ${GO_IMAGE} AS build
+FROM ${GO_IMAGE} AS deps
 WORKDIR /src
 ENV CGO_ENABLED=0
 # Modules and their compiled packages are cached in a layer of their own: they change less often
@@ -22,6 +22,10 @@ RUN go mod download \
       github.com/pressly/goose/v3/lock \
       github.com/prometheus/client_golang/prometheus/collectors \
       github.com/prometheus/client_golang/prometheus/promhttp
+
+# A stage of its own so that `docker build --target deps` warms the cache (the e2e suite does
+# before its stacks build in parallel).
+FROM deps AS build
 COPY . .
 # Declared after the cached layers: a new version only re-runs the compile step.
 ARG APP_VERSION=dev
