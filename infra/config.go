@@ -779,6 +779,9 @@ func (c *Config) APITokensFile() pulumi.StringOutput {
 type DockerTLS struct {
 	CA, Cert, Key pulumi.StringOutput
 	Set           bool
+	// plain holds the same three values for the commands the program runs itself (the orphan
+	// hook), which take no Pulumi inputs; unexported, so nothing prints or exports them.
+	plain [3]string
 }
 
 // readDockerTLS reads notes:dockerTlsCa, dockerTlsCert and dockerTlsKey: all three or none,
@@ -787,7 +790,7 @@ type DockerTLS struct {
 func readDockerTLS(ctx *pulumi.Context, c *config.Config, r *reader) DockerTLS {
 	var t DockerTLS
 	var missing []string
-	for _, f := range []struct {
+	for i, f := range []struct {
 		key string
 		dst *pulumi.StringOutput
 	}{{"dockerTlsCa", &t.CA}, {"dockerTlsCert", &t.Cert}, {"dockerTlsKey", &t.Key}} {
@@ -796,6 +799,7 @@ func readDockerTLS(ctx *pulumi.Context, c *config.Config, r *reader) DockerTLS {
 			missing = append(missing, f.key)
 			continue
 		}
+		t.plain[i], _ = c.Try(f.key)
 		if !ctx.IsConfigSecret("notes:" + f.key) {
 			r.errs = append(r.errs, keyErr(f.key, "must be a secret (`make secret KEY=notes:%s < file.pem`), not a plain value", f.key))
 		}

@@ -144,7 +144,7 @@ func TestDockerHostIsLoopback(t *testing.T) {
 // private copies of the secrets, which are gone afterwards and never in the command line.
 func TestOnHostTCPWithTLS(t *testing.T) {
 	tls := DockerTLS{CA: pulumi.String("CA-PEM").ToStringOutput(), Cert: pulumi.String("CERT-PEM").ToStringOutput(),
-		Key: pulumi.String("KEY-PEM").ToStringOutput(), Set: true}
+		Key: pulumi.String("KEY-PEM").ToStringOutput(), Set: true, plain: [3]string{"CA-PEM", "CERT-PEM", "KEY-PEM"}}
 	on := NewOnHost(mustDockerHost(t, "tcp://docker.example.com:2376"), nil).WithTLS(tls)
 	cmd, env := on.Command("sh", "-c", `cat "$DOCKER_CERT_PATH/ca.pem" "$DOCKER_CERT_PATH/cert.pem" "$DOCKER_CERT_PATH/key.pem"; `+
 		`stat -c %a "$DOCKER_CERT_PATH"; echo "verify=$DOCKER_TLS_VERIFY left=${NOTES_DOCKER_TLS_KEY:-none}"; echo "$DOCKER_CERT_PATH"; exit 3`)
@@ -156,8 +156,9 @@ func TestOnHostTCPWithTLS(t *testing.T) {
 			t.Errorf("env lacks %s", k)
 		}
 	}
+	// As a command resource gets it, and as the program's own processes (the orphan hook) do.
 	c := exec.Command("sh", "-c", cmd)
-	c.Env = append(os.Environ(), "NOTES_DOCKER_TLS_CA=CA-PEM", "NOTES_DOCKER_TLS_CERT=CERT-PEM", "NOTES_DOCKER_TLS_KEY=KEY-PEM")
+	c.Env = append(os.Environ(), on.ProcessEnv()...)
 	out, err := c.Output()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 3 {

@@ -136,6 +136,20 @@ func (o OnHost) Piped(local string, argv ...string) (string, pulumi.StringMap) {
 	return dockerTLSPrelude + cmd, env
 }
 
+// ProcessEnv is the environment Command's line needs when the program runs it itself, as a
+// process rather than a command resource (which gets Command's map as its inputs).
+func (o OnHost) ProcessEnv() []string {
+	if o.host.IsSSH() {
+		return nil
+	}
+	env := []string{"DOCKER_HOST=" + o.host.String()}
+	if o.tls.Set {
+		env = append(env, "NOTES_DOCKER_TLS_CA="+o.tls.plain[0], "NOTES_DOCKER_TLS_CERT="+o.tls.plain[1],
+			"NOTES_DOCKER_TLS_KEY="+o.tls.plain[2])
+	}
+	return env
+}
+
 // dockerTLSPrelude sets DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for the command after it. Command
 // lines are composed of several (a check, then the logs when it fails): the first prelude of the
 // shell writes the directory and sets the one EXIT trap that removes it, later ones reuse it (a

@@ -40,16 +40,9 @@ func newOrphanHook(ctx *pulumi.Context, name string, on OnHost) (*pulumi.Resourc
 // removeOrphan runs scripts/orphan.sh for container on the host, from the program's process, and
 // returns what it printed.
 func removeOrphan(on OnHost, container string) (string, error) {
-	line, env := on.Script(orphanScript, container)
+	line, _ := on.Script(orphanScript, container)
 	cmd := exec.Command("/bin/sh", "-c", line)
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		s, ok := v.(pulumi.String)
-		if !ok {
-			return "", fmt.Errorf("orphan.sh: environment %s is not a plain string", k)
-		}
-		cmd.Env = append(cmd.Env, k+"="+string(s))
-	}
+	cmd.Env = append(os.Environ(), on.ProcessEnv()...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("removing the leftover container %s: %w: %s", container, err, out)
