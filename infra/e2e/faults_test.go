@@ -213,6 +213,9 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 			if strings.HasSuffix(kind, " 502") || strings.HasSuffix(kind, " 504") {
 				t.Errorf("%d requests got %s during the database outage: nginx must pass the service's 503 on, not eject healthy replicas", n, kind)
 			}
+			if strings.HasSuffix(kind, " 0") {
+				t.Errorf("%d requests got no answer (%s) during the database outage: the service must answer 503 at once, not hold them until the client gives up", n, kind)
+			}
 		}
 	})
 	t.Run("replica crash", func(t *testing.T) {

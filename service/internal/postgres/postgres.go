@@ -43,6 +43,7 @@ func NewPool(ctx context.Context, dsn string, o PoolOptions) (*pgxpool.Pool, err
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
+	cfg.BeforeConnect = holdWhileDown
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "notes"
 	}
@@ -52,12 +53,13 @@ func NewPool(ctx context.Context, dsn string, o PoolOptions) (*pgxpool.Pool, err
 // Store is the Postgres notes.Store.
 type Store struct {
 	pool *pgxpool.Pool
+	gate *gate
 }
 
 var _ notes.Store = (*Store)(nil)
 
 // New returns a Store over pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, gate: newGate()} }
 
 const noteColumns = "id, title, body, created_at"
 
@@ -91,9 +93,12 @@ const (
 // Create inserts a note without an idempotency key and returns it as stored.
 // It is not repeated after a lost connection: the note may have been stored
 // (a request with an Idempotency-Key can be repeated, CreateIdempotent).
-func (s *Store) Create(ctx context.Context, title, body string) (notes.Note, error) {
-	rows, _ := s.pool.Query(ctx, insertQuery, title, body, nil)
-	n, err := pgx.CollectExactlyOneRow(rows, scanNote)
+func (s *Store) Create(ctx context.Context, title, body string) (n notes.Note, err error) {
+	err = s.run(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, insertQuery, title, body, nil)
+		n, err = pgx.CollectExactlyOneRow(rows, scanNote)
+		return err
+	})
 	if err != nil {
 		s.lost(err)
 		return notes.Note{}, mapError(err, "create note")
@@ -112,11 +117,14 @@ const getByKeyQuery = "SELECT " + noteColumns + " FROM notes WHERE idempotency_k
 // rather than a CTE. If the winner is deleted between the two statements
 // the key is free again and the insert is retried.
 func (s *Store) CreateIdempotent(ctx context.Context, key, title, body string) (n notes.Note, created bool, err error) {
-	err = s.again(func() error {
+	err = s.again(ctx, func(ctx context.Context) error {
 		n, created, err = s.createIdempotent(ctx, key, title, body)
 		return err
 	})
-	return n, created, err
+	if err != nil {
+		return notes.Note{}, false, mapError(err, "create note")
+	}
+	return n, created, nil
 }
 
 func (s *Store) createIdempotent(ctx context.Context, key, title, body string) (notes.Note, bool, error) {
@@ -144,7 +152,7 @@ func (s *Store) createIdempotent(ctx context.Context, key, title, body string) (
 
 // Get returns the note with id, or ENOTFOUND.
 func (s *Store) Get(ctx context.Context, id int64) (n notes.Note, err error) {
-	err = s.again(func() error {
+	err = s.again(ctx, func(ctx context.Context) error {
 		rows, _ := s.pool.Query(ctx, "SELECT "+noteColumns+" FROM notes WHERE id = $1", id)
 		n, err = pgx.CollectExactlyOneRow(rows, scanNote)
 		return err
@@ -159,7 +167,7 @@ func (s *Store) Get(ctx context.Context, id int64) (n notes.Note, err error) {
 // It reads one extra row to know whether a next page exists.
 func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes.Page, error) {
 	var list []notes.Note
-	err := s.again(func() error {
+	err := s.again(ctx, func(ctx context.Context) error {
 		var rows pgx.Rows
 		if after == nil {
 			rows, _ = s.pool.Query(ctx, listQuery, limit+1)
@@ -189,7 +197,7 @@ func (s *Store) List(ctx context.Context, after *notes.Cursor, limit int) (notes
 // values twice gives the same note, so it is repeated after a lost
 // connection.
 func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (n notes.Note, err error) {
-	err = s.again(func() error {
+	err = s.again(ctx, func(ctx context.Context) error {
 		rows, _ := s.pool.Query(ctx, `UPDATE notes
 			SET title = coalesce($2, title), body = coalesce($3, body)
 			WHERE id = $1 RETURNING `+noteColumns, id, p.Title, p.Body)
@@ -206,7 +214,11 @@ func (s *Store) Update(ctx context.Context, id int64, p notes.Patch) (n notes.No
 // repeated after a lost connection: a repeat of a delete that was done
 // would answer ENOTFOUND.
 func (s *Store) Delete(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM notes WHERE id = $1", id)
+	var tag pgconn.CommandTag
+	err := s.run(ctx, func(ctx context.Context) (err error) {
+		tag, err = s.pool.Exec(ctx, "DELETE FROM notes WHERE id = $1", id)
+		return err
+	})
 	if err != nil {
 		s.lost(err)
 		return mapError(err, "delete note")
@@ -220,7 +232,7 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 // Ping runs SELECT 1.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	if err := s.again(func() error { return s.pool.QueryRow(ctx, "SELECT 1").Scan(&one) }); err != nil {
+	if err := s.again(ctx, func(ctx context.Context) error { return s.pool.QueryRow(ctx, "SELECT 1").Scan(&one) }); err != nil {
 		return mapError(err, "ping")
 	}
 	return nil
@@ -232,14 +244,27 @@ func (s *Store) Ping(ctx context.Context) error {
 // are all broken, and the first statement on each finds out only when it
 // reads the answer (the server's FATAL, or EOF, waiting in the socket).
 // The repeat gets a fresh connection: lost has reset the pool.
-func (s *Store) again(f func() error) error {
-	err := f()
+func (s *Store) again(ctx context.Context, f func(context.Context) error) error {
+	err := s.run(ctx, f)
 	if err != nil && s.lost(err) {
-		err = f()
+		err = s.run(ctx, f)
 		if err != nil {
 			s.lost(err)
 		}
 	}
+	return err
+}
+
+// run runs the statements of f unless the gate holds them back (the database did not accept the
+// last connection), and tells the gate what they found. f's context carries the gate to the
+// pool's connect hook (holdWhileDown).
+func (s *Store) run(ctx context.Context, f func(context.Context) error) error {
+	ok, probe := s.gate.enter()
+	if !ok {
+		return errDatabaseDown
+	}
+	err := f(context.WithValue(ctx, ticketKey{}, ticket{gate: s.gate, probe: probe}))
+	s.gate.leave(err)
 	return err
 }
 
@@ -300,9 +325,14 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, count int) (int64, error) {
 // data and constraint errors (SQLSTATE classes 22 and 23) are EUNPROCESS,
 // insufficient resources (class 53, disk full among them) is EUNAVAILABLE,
 // and anything else from the database (connection refused, shutdown,
-// timeouts, too many connections) is EUNAVAILABLE. A cancelled request
-// context stays context.Canceled.
+// timeouts, too many connections, the gate holding statements back) is
+// EUNAVAILABLE. A cancelled request context stays context.Canceled, and an
+// error mapped already stays as it is.
 func mapError(err error, op string) error {
+	var mapped *notes.Error
+	if errors.As(err, &mapped) {
+		return err
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &notes.Error{Code: notes.ENOTFOUND, Message: "note not found", Err: err}
 	}

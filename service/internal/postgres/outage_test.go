@@ -1,0 +1,157 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/service/internal/notes"
+	"github.com/notes-stack/notes/service/internal/postgres"
+)
+
+// TestOutageAtSilentAddressFailsFast puts the database behind an address that accepts TCP and
+// never answers (a Swarm task killed while its overlay address is still in DNS is like that:
+// every connect waits for its whole timeout), under 32 concurrent readers. Once the first
+// connects failed, the readers must get the unavailable error at once rather than each waiting
+// for a connect of its own: only a probe at a time connects. Then the address leads to the real Postgres again, and the readers get
+// their notes.
+func TestOutageAtSilentAddressFailsFast(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewMigratedDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := startFront(t, u.Host)
+	u.Host = front.addr
+	pool, err := postgres.NewPool(context.Background(), u.String(), postgres.PoolOptions{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.New(pool)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "before", "the outage"); err != nil {
+		t.Fatal(err)
+	}
+	pool.Reset() // the outage begins: no connection left, new ones meet silence
+	front.silent.Store(true)
+	connectsBefore := front.accepted.Load()
+
+	const readers = 32
+	var calls, unavailable, other atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := s.List(ctx, nil, 10)
+				calls.Add(1)
+				var ne *notes.Error
+				switch {
+				case errors.As(err, &ne) && ne.Code == notes.EUNAVAILABLE:
+					unavailable.Add(1)
+					time.Sleep(10 * time.Millisecond) // a client's pause, as the 503's Retry-After asks
+				default:
+					other.Add(1)
+					t.Errorf("during the outage: List = %v, want the unavailable error", err)
+				}
+			}
+		}()
+	}
+	// The first wave of readers meets the first connects, each waiting the connect timeout
+	// (3 s); after that, the readers must fail at once.
+	time.Sleep(7 * time.Second)
+	close(stop)
+	wg.Wait()
+	connects := front.accepted.Load() - connectsBefore
+	t.Logf("outage of 7 s, %d readers: %d calls, %d unavailable, %d connects to the silent address", readers, calls.Load(), unavailable.Load(), connects)
+	// Without the gate each call waits for a connect of its own, queued behind the pool's 4:
+	// about 32 connects and 64 calls in 7 s. With it, the pool's first 4 and then a probe a
+	// second or so, and every other call fails at once.
+	if connects > 4+8 {
+		t.Errorf("%d connects to the silent address in 7 s: the readers did not wait for one probe", connects)
+	}
+	if calls.Load() < 10*readers {
+		t.Errorf("%d calls in 7 s by %d readers: they waited for connects instead of failing at once", calls.Load(), readers)
+	}
+
+	front.silent.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		page, err := s.List(ctx, nil, 10)
+		if err == nil {
+			if len(page.Notes) != 1 {
+				t.Errorf("after the outage: %d notes, want the 1 stored before", len(page.Notes))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the database answers again, but List still fails after 10 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// front is a TCP front of a Postgres address: it passes connections through, or while silent
+// accepts them and never answers.
+type front struct {
+	addr     string
+	silent   atomic.Bool
+	accepted atomic.Int64
+}
+
+func startFront(t *testing.T, backend string) *front {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.accepted.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(time.Minute))
+				if f.silent.Load() {
+					_, _ = io.Copy(io.Discard, c) // until the client gives up
+					return
+				}
+				b, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				_ = b.SetDeadline(time.Now().Add(time.Minute))
+				go func() { _, _ = io.Copy(b, c); b.Close() }()
+				_, _ = io.Copy(c, b)
+			}()
+		}
+	}()
+	return f
+}
