@@ -311,12 +311,12 @@ func warmGoImage(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The Dockerfile up to the build stage's dependency layer, then no module proxy.
+	// The Dockerfile's deps stage, then no module proxy.
 	text := string(dockerfile)
 	start := strings.Index(text, "ARG GO_IMAGE")
-	end := strings.Index(text, "COPY . .")
+	end := strings.Index(text, "FROM deps AS build")
 	if start < 0 || end < 0 {
-		t.Fatal("Dockerfile: cannot find the build stage's dependency layer (ARG GO_IMAGE ... COPY . .)")
+		t.Fatal("Dockerfile: cannot find the deps stage (ARG GO_IMAGE ... FROM deps AS build)")
 	}
 	warm := text[start:end] + "ENV GOPROXY=off GOFLAGS=-mod=mod\n"
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(warm), 0o644); err != nil {
