@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/notes-stack/notes/internal/testing/nginxtest"
+	"github.com/notes-stack/notes/internal/testing/testutil"
 	"github.com/notes-stack/notes/nginx"
 )
 
@@ -822,26 +823,12 @@ func TestLiveSilentReplicaSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	var met atomic.Int64
-	var conns sync.WaitGroup
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done); silent.Close(); conns.Wait() })
-	go func() {
-		for {
-			conn, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer conn.Close()
-				if _, err := conn.Read(make([]byte, 1)); err == nil {
-					met.Add(1) // a request arrived; it is never answered
-				}
-				<-done
-			}()
+	testutil.Serve(t, silent, func(conn net.Conn) {
+		if _, err := conn.Read(make([]byte, 1)); err == nil {
+			met.Add(1) // a request arrived; it is never answered
 		}
-	}()
+		_, _ = io.Copy(io.Discard, conn) // until the end of the test
+	})
 	good := newBackend(t, "good")
 	h := start(t, func(h *nginxtest.Harness, c nginx.Config) nginx.Config {
 		c.Upstreams = []string{silent.Addr().String(), good.addr()}

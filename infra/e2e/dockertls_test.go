@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"io/fs"
 	"math/big"
 	"net"
@@ -20,10 +19,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/notes-stack/notes/internal/testing/testutil"
 )
 
 // TestDockerTLS deploys through scripts/stack.sh to a tcp:// Docker host that demands a client
@@ -182,50 +182,21 @@ func startDockerTLSFront(t *testing.T, pki dockerPKI) *dockerTLSFront {
 		t.Fatal(err)
 	}
 	f := &dockerTLSFront{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f.pass(c.(*tls.Conn))
-			}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			f.refused.Add(1)
+			return
 		}
-	}()
+		_ = tc.SetDeadline(time.Time{})
+		f.conns.Add(1)
+		d, err := net.Dial("unix", "/var/run/docker.sock")
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		testutil.Pipe(tc, d)
+	})
 	return f
-}
-
-func (f *dockerTLSFront) pass(c *tls.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := c.Handshake(); err != nil {
-		f.refused.Add(1)
-		return
-	}
-	_ = c.SetDeadline(time.Time{})
-	f.conns.Add(1)
-	d, err := net.Dial("unix", "/var/run/docker.sock")
-	if err != nil {
-		return
-	}
-	defer d.Close()
-	done := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(d, c)
-		_ = d.(*net.UnixConn).CloseWrite()
-		close(done)
-	}()
-	_, _ = io.Copy(c, d)
-	_ = c.CloseWrite()
-	select { // the client's side ends with its close; the deferred closes end a client that hangs on
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
 }

@@ -1,6 +1,7 @@
 // Package testutil holds the small helpers that tests in several packages
 // share: a goroutine-safe log buffer, a getenv over a map, free loopback
-// ports and polling an HTTP endpoint until it answers a status.
+// ports, polling an HTTP endpoint until it answers a status, and serving
+// raw connections (Serve, Pipe).
 package testutil
 
 import (

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/notes-stack/notes/internal/testing/pgtest"
+	"github.com/notes-stack/notes/internal/testing/testutil"
 	"github.com/notes-stack/notes/service/internal/notes"
 	"github.com/notes-stack/notes/service/internal/postgres"
 )
@@ -122,36 +123,18 @@ func startFront(t *testing.T, backend string) *front {
 		t.Fatal(err)
 	}
 	f := &front{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.accepted.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(time.Minute))
-				if f.silent.Load() {
-					_, _ = io.Copy(io.Discard, c) // until the client gives up
-					return
-				}
-				b, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				_ = b.SetDeadline(time.Now().Add(time.Minute))
-				go func() { _, _ = io.Copy(b, c); b.Close() }()
-				_, _ = io.Copy(c, b)
-			}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		f.accepted.Add(1)
+		if f.silent.Load() {
+			_, _ = io.Copy(io.Discard, c) // until the client gives up
+			return
 		}
-	}()
+		b, err := net.Dial("tcp", backend)
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		testutil.Pipe(c, b)
+	})
 	return f
 }
