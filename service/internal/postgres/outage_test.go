@@ -138,3 +138,39 @@ func startFront(t *testing.T, backend string) *front {
 	})
 	return f
 }
+
+// TestHangingLookupIsBounded: a database host whose name lookup never answers (Docker's DNS
+// forwarding an unknown name to resolvers that do not answer) costs a statement the connect
+// timeout, not the resolver's patience: the statement gets the unavailable error.
+func TestHangingLookupIsBounded(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(pgtest.NewMigratedDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(u.Host)
+	u.Host = net.JoinHostPort("db.notes.test", port)
+	q := u.Query()
+	q.Set("connect_timeout", "1")
+	u.RawQuery = q.Encode()
+	hang := func(ctx context.Context, host string) ([]string, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	pool, err := postgres.NewPool(context.Background(), u.String(), postgres.PoolOptions{MaxConns: 2, Lookup: hang})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	done := make(chan error, 1)
+	go func() { done <- postgres.New(pool).Ping(context.Background()) }()
+	select {
+	case err := <-done:
+		var ne *notes.Error
+		if !errors.As(err, &ne) || ne.Code != notes.EUNAVAILABLE {
+			t.Errorf("Ping with a hanging lookup = %v, want the unavailable error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Ping with a hanging lookup still waits after 20 s (connect_timeout is 1 s)")
+	}
+}

@@ -25,6 +25,9 @@ const defaultConnectTimeout = 3 * time.Second
 type PoolOptions struct {
 	MaxConns int32
 	MinConns int32
+	// Lookup resolves the database's host name; nil: the connection string's default
+	// (net.DefaultResolver).
+	Lookup pgconn.LookupFunc
 }
 
 // NewPool parses dsn and returns a pool that connects lazily: it does not
@@ -42,6 +45,21 @@ func NewPool(ctx context.Context, dsn string, o PoolOptions) (*pgxpool.Pool, err
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	// pgconn resolves the host with the caller's context and applies ConnectTimeout only to the
+	// connects after it, so a name whose lookup hangs held a request for as long as the
+	// resolver tried (Docker's DNS forwards a name it does not know, such as a Swarm service
+	// with no task, to the host's resolvers: the swarm fault suite saw requests held past
+	// nginx's read timeout). The lookup gets the connect timeout too.
+	lookup := cfg.ConnConfig.LookupFunc
+	if o.Lookup != nil {
+		lookup = o.Lookup
+	}
+	timeout := cfg.ConnConfig.ConnectTimeout
+	cfg.ConnConfig.LookupFunc = func(ctx context.Context, host string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return lookup(ctx, host)
 	}
 	cfg.BeforeConnect = holdWhileDown
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
