@@ -180,9 +180,13 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// A dial that times out could not be made either, and is tried on the other
+				// server; 2 s, so that a busy machine's slow accept is not taken for one
+				// (200 ms failed here at load average 30: a slow dial to the server that
+				// stays, then the other one refused).
 				client := &http.Client{Transport: &http.Transport{
 					DisableKeepAlives: true,
-					DialContext:       (&net.Dialer{Timeout: 200 * time.Millisecond}).DialContext,
+					DialContext:       (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 				}}
 				for ctx.Err() == nil {
 					first := rand.IntN(2)
