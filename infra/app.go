@@ -320,8 +320,12 @@ const (
 //go:embed scripts/migrate.sh
 var migrateScript string
 
-// ReplicaAlias is the network alias every replica of the stack joins; nginx resolves it.
-func ReplicaAlias(stack string) string { return objectName(stack, "app") }
+// ReplicaAlias is the network alias every replica of the stack joins on the app network; nginx
+// resolves it. It is not notes-<stack>-app, the alias of the replicas of a stack deployed before
+// the network split: those sit on the edge network under that name, and nginx, on the edge and
+// the app networks, kept resolving it to them (Docker's DNS answers from one of the container's
+// networks), so the new replicas were never proven and the upgrade failed at the smoke check.
+func ReplicaAlias(stack string) string { return objectName(stack, "replicas") }
 
 // migrateOptions are the docker create options of the migration container: hardened like the
 // replicas, except the root filesystem (docker cp, which delivers the secrets, refuses a

@@ -209,8 +209,9 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 			t.Errorf("replica name = %q, want notes-%s-app-%d-<revision>", n, stack, i+1)
 		}
 		checkReplica(t, r, mig)
-		if aliases := strs(obj(unsecret(prop(r, "networksAdvanced")).ArrayValue()[0])["aliases"]); !slices.Equal(aliases, []string{name("app")}) {
-			t.Errorf("%s: network aliases = %v, want [%s]", r.Name, aliases, name("app"))
+		// Not name("app"): the alias of replicas deployed before the network split (ReplicaAlias).
+		if aliases := strs(obj(unsecret(prop(r, "networksAdvanced")).ArrayValue()[0])["aliases"]); !slices.Equal(aliases, []string{name("replicas")}) {
+			t.Errorf("%s: network aliases = %v, want [%s]", r.Name, aliases, name("replicas"))
 		}
 	}
 
@@ -221,7 +222,7 @@ func commonChecks(t *testing.T, m *mocks, stack string, cfg map[string]string) {
 		t.Errorf("rendered files = %v, want nginx.conf", keys(files))
 	}
 	notesConf := files["conf.d/notes.conf"]
-	for _, want := range []string{name("app"), ":8080", "resolver 127.0.0.11", "valid=1s"} {
+	for _, want := range []string{name("replicas"), ":8080", "resolver 127.0.0.11", "valid=1s"} {
 		if !strings.Contains(notesConf, want) && !strings.Contains(files["nginx.conf"], want) {
 			t.Errorf("nginx configuration lacks %q", want)
 		}

@@ -321,7 +321,8 @@ func (d *swarmDeploy) nginx() (*docker.Service, string, error) {
 	nginxName := cfg.Name("nginx")
 	files, err := renderNginx(&ProxyArgs{
 		Stack: cfg.Stack, BindAddress: cfg.BindAddress, HTTPPort: cfg.HTTPPort, HTTPSPort: cfg.HTTPSPort,
-		RateLimit: cfg.RateLimit, AuthMethods: cfg.AuthMethods(), TLS: cfg.TLS, Domain: cfg.Domain, UpstreamDNS: ReplicaAlias(cfg.Stack),
+		RateLimit: cfg.RateLimit, AuthMethods: cfg.AuthMethods(), TLS: cfg.TLS, Domain: cfg.Domain,
+		UpstreamDNS: cfg.Name("app"), // the app service's name: its tasks' addresses (dnsrr)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("nginx configuration: %w", err)
