@@ -303,8 +303,9 @@ func (n acmeNames) waitCertbot(t *testing.T, container string, ok bool) {
 	}
 }
 
-// testCA is a private CA the test makes: it signs Pebble's TLS certificate, so certbot (through
-// notes:acmeCaBundle) and the test trust Pebble's API.
+// testCA is a private CA a test makes: it signs Pebble's TLS certificate, so certbot (through
+// notes:acmeCaBundle) and the test trust Pebble's API, and the TLS Docker front's certificates
+// (TestDockerTLS).
 type testCA struct {
 	cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
@@ -319,7 +320,7 @@ func newTestCA(t *testing.T) testCA {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "notes e2e ACME test CA"},
+		Subject:               pkix.Name{CommonName: "notes e2e test CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -334,22 +335,25 @@ func newTestCA(t *testing.T) testCA {
 	return testCA{cert: cert, key: key, certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
 }
 
-// issue writes a server certificate for names, signed by the CA, and its key into dir.
-func (ca testCA) issue(t *testing.T, dir string, names ...string) {
+// issued is a certificate the CA signed, with its new key.
+type issued struct {
+	der             []byte
+	key             *ecdsa.PrivateKey
+	certPEM, keyPEM []byte // the key as PKCS #8
+}
+
+// sign issues a certificate for a new key from tmpl (subject, names, usages); the serial number
+// and a day's validity are set here.
+func (ca testCA) sign(t *testing.T, tmpl *x509.Certificate) issued {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63)); err != nil {
+		t.Fatal(err)
 	}
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -358,8 +362,21 @@ func (ca testCA) issue(t *testing.T, dir string, names ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string]*pem.Block{"cert.pem": {Type: "CERTIFICATE", Bytes: der}, "key.pem": {Type: "PRIVATE KEY", Bytes: pkcs8}} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(b), 0o644); err != nil {
+	return issued{der: der, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})}
+}
+
+// issue writes a server certificate for names, signed by the CA, and its key into dir.
+func (ca testCA) issue(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	c := ca.sign(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: names[0]},
+		DNSNames:    names,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	for name, b := range map[string][]byte{"cert.pem": c.certPEM, "key.pem": c.keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
