@@ -39,6 +39,7 @@ need() {
 }
 need dockerHost
 docker_host_init "$val" "$committed"
+# The merged config file serves the TLS secrets here and the pulumi commands below.
 merge_config
 docker_tls_init config_value || die "cannot read notes:dockerTlsCa, dockerTlsCert and dockerTlsKey of stack $stack"
 engine=$(out engine)
@@ -225,7 +226,6 @@ case "$action" in
     [ -n "$previous" ] || die "no earlier appVersion than $current in the history of stack $stack (VERSION= names one)"
     echo "rollback: stack $stack from appVersion $current to $previous" >&2
     "$here/preflight.sh"
-    merge_config
     pulumi_cfg up --yes --config "notes:appVersion=$previous" "$@"
     echo "rollback: $stack serves $previous until the next make up deploys Pulumi.$stack.yaml's notes:appVersion again; set it there to keep it" >&2
     ;;
@@ -249,7 +249,6 @@ case "$action" in
     # notes-backup checks the file and restores in one transaction: on any error nothing changed.
     on_host docker exec "$backup" notes-backup restore "$file" || die "restore of $file failed (see above): the database is unchanged; the migration did not run"
     # The dump may predate migrations the running image expects: run this deploy's job again.
-    merge_config
     pulumi_cfg up --yes --skip-preview --suppress-progress --target "$urn" --replace "$urn"
     ;;
   psql)
