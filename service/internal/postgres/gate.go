@@ -15,10 +15,11 @@ import (
 // database is back.
 //
 // Without it, every request of an outage waits for its own connect attempt, queued behind the
-// pool's few slots. A refused connect costs nothing, but an address that no longer answers (a
-// Swarm task that was killed, its overlay address still in DNS) holds each attempt for the whole
-// connect timeout: the fault suite measured requests queued for more than nginx's 10 s read
-// timeout, and clients that gave up without an answer instead of getting a 503.
+// pool's few slots. A refused connect costs nothing, but a name or an address that does not
+// answer (a Swarm service with no task, whose name Docker's DNS forwards to resolvers that may
+// not answer) holds each attempt for the whole connect timeout: the fault suite measured
+// requests queued for more than nginx's 10 s read timeout, and clients that gave up without an
+// answer instead of getting a 503.
 type gate struct {
 	mu   sync.Mutex
 	now  func() time.Time

@@ -18,8 +18,8 @@ import (
 )
 
 // TestOutageAtSilentAddressFailsFast puts the database behind an address that accepts TCP and
-// never answers (a Swarm task killed while its overlay address is still in DNS is like that:
-// every connect waits for its whole timeout), under 32 concurrent readers. Once the first
+// never answers (like a name or an address that does not answer, every connect waits for its
+// whole timeout), under 32 concurrent readers. Once the first
 // connects failed, the readers must get the unavailable error at once rather than each waiting
 // for a connect of its own: only a probe at a time connects. Then the address leads to the real Postgres again, and the readers get
 // their notes.
