@@ -6,7 +6,10 @@ FUZZTIME ?= 20s
 # E2E_PARALLEL is how many end-to-end tests run at once: each mostly waits on deploys, health checks
 # and load windows, so more than the cores pay off (its assertions are on correctness, not time).
 E2E_PARALLEL ?= 3
-E2E := source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -v -parallel $(E2E_PARALLEL)
+E2E := set -o pipefail; source scripts/pulumi-env.sh && $(GO) test -json -tags e2e -count=1 -v -parallel $(E2E_PARALLEL)
+# The e2e output, as go test -v prints it, ends with each failed test's last lines again: they
+# would be lost in the middle of half an hour of parallel output.
+TESTLOG := | $(GO) run ./internal/testing/testlog
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
@@ -81,16 +84,16 @@ preview-check: ## a real pulumi preview of the dev config against the local dock
 	source scripts/pulumi-env.sh && $(GO) test -tags e2e -count=1 -run '^TestPreviewDev$$' -v -timeout 20m ./infra/e2e
 
 e2e: ## end-to-end: real pulumi up, redeploy under load, SSH, backup/restore, operations, destroy
-	$(E2E) -timeout 60m -skip '^(TestFaults|TestCluster)$$' ./infra/e2e
+	$(E2E) -timeout 60m -skip '^(TestFaults|TestCluster)$$' ./infra/e2e $(TESTLOG)
 
 faults: ## fault suite under load (database outage, replica crash, /readyz flood, database and backup volume full, SSH dropped in each deploy phase, nginx configuration rejected); prints the fault table
-	$(E2E) -run '^TestFaults$$' -timeout 40m ./infra/e2e
+	$(E2E) -run '^TestFaults$$' -timeout 40m ./infra/e2e $(TESTLOG)
 
 e2e-cluster: ## engine swarm on three Docker daemons in network namespaces: up, redeploy and a node loss under load, destroy
-	$(E2E) -timeout 40m -run '^TestCluster$$' ./internal/testing/cluster ./infra/e2e
+	$(E2E) -timeout 40m -run '^TestCluster$$' ./internal/testing/cluster ./infra/e2e $(TESTLOG)
 
 e2e-all: ## e2e, faults and e2e-cluster in one run, E2E_PARALLEL (default 3) tests at once: what make ci runs
-	$(E2E) -timeout 75m ./internal/testing/cluster ./infra/e2e
+	$(E2E) -timeout 75m ./internal/testing/cluster ./infra/e2e $(TESTLOG)
 
 up-check: ## make up, its URLs answer, an e2e test next to it, make down; git status unchanged after each
 	scripts/up-check.sh
