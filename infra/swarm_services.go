@@ -72,11 +72,15 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 					docker.ServiceTaskSpecContainerSpecMountArgs{Type: pulumi.String("volume"), Source: d.net.Volumes["pgdata"], Target: pulumi.String("/var/lib/postgresql/data")},
 					tmpfsMount("/dev/shm"),
 				},
+				// Swarm's DNS lists a task only once it is healthy: after a restart the replicas
+				// find Postgres one interval after it accepts connections, so the interval is 1 s
+				// (the provider has no start interval). 25 retries keep 25 s before a slow
+				// database counts as unhealthy and is restarted.
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray(postgresHealthTest(cfg.DBOwner, cfg.DBName)),
-					Interval:    pulumi.String("5s"),
+					Interval:    pulumi.String("1s"),
 					Timeout:     pulumi.String("3s"),
-					Retries:     pulumi.Int(5),
+					Retries:     pulumi.Int(25),
 					StartPeriod: pulumi.String("1m"), // as the provider reads it back
 				},
 				StopGracePeriod: pulumi.String("1m"),

@@ -23,7 +23,7 @@ var scaleMax = flag.Int("scale.max", 10_000, "BenchmarkListScale: the largest ta
 // should make both flat in the table size. Each iteration is one request of each kind; run it
 // with a fixed count and report the percentiles:
 //
-//	go test ./service/internal/httpapi -run '^$' -bench ListScale -benchtime 2000x -scale.max 10000000
+//	go test ./service/internal/httpapi -run '^$' -bench ListScale -benchtime 5000x -scale.max 10000000
 func BenchmarkListScale(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000, 10_000_000} {
 		if n > *scaleMax {
