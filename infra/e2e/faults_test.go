@@ -97,6 +97,9 @@ type faultTarget struct {
 	replicasHealthy func(t *testing.T) bool
 	// appInstances names every running app process (a restarted or replaced one changes it).
 	appInstances func(t *testing.T) map[string]string
+	// healthyAt, where the engine's DNS waits for health, is when a database container first
+	// turned healthy after since (zero: not found).
+	healthyAt func(t *testing.T, since time.Time) time.Time
 }
 
 func containersFaults(s *stack) faultTarget {
@@ -164,6 +167,24 @@ func swarmFaults(s *stack) faultTarget {
 			return healthy == 2 && len(tasks) == 2
 		},
 		appInstances: func(t *testing.T) map[string]string { return appTasks(t, s) },
+		healthyAt: func(t *testing.T, since time.Time) time.Time {
+			out, err := exec.Command("docker", "events", "--since", strconv.FormatInt(since.Unix(), 10),
+				"--until", strconv.FormatInt(time.Now().Unix(), 10), "--filter", "type=container",
+				"--filter", "label=com.docker.swarm.service.name="+dbService,
+				"--format", "{{.TimeNano}} {{.Action}}").Output()
+			if err != nil {
+				t.Logf("docker events: %v", err)
+				return time.Time{}
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				ns, action, _ := strings.Cut(line, " ")
+				if action == "health_status: healthy" {
+					n, _ := strconv.ParseInt(ns, 10, 64)
+					return time.Unix(0, n)
+				}
+			}
+			return time.Time{}
+		},
 	}
 }
 
@@ -199,13 +220,22 @@ func runFaults(t *testing.T, ft faultTarget) []faultRow {
 	var rows []faultRow
 	t.Run("database outage", func(t *testing.T) {
 		before := ft.appInstances(t)
+		var injected, repaired time.Time
 		row := faultUnderLoad(t, ft, 16, fmt.Sprintf("Postgres killed for %v", ft.outage), func() time.Time {
+			injected = time.Now()
 			ft.stopDatabase(t)
 			time.Sleep(ft.outage)
 			ft.startDatabase(t)
-			return waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool { return ft.databaseReady(t) })
+			repaired = waitFor(t, 2*time.Minute, "Postgres to accept connections", func() bool { return ft.databaseReady(t) })
+			return repaired
 		})
 		rows = append(rows, row)
+		if ft.healthyAt != nil {
+			// What the replicas wait for after the repair: the new task in Swarm's DNS.
+			if at := ft.healthyAt(t, injected); !at.IsZero() {
+				t.Logf("%s: the new Postgres task healthy (listed in DNS) %.1f s after the repair", ft.engine, at.Sub(repaired).Seconds())
+			}
+		}
 		if after := ft.appInstances(t); !maps.Equal(after, before) {
 			t.Errorf("app processes before the database outage %v, after %v: an outage of the database must not restart or replace them", before, after)
 		}

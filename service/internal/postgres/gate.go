@@ -28,6 +28,11 @@ type gate struct {
 	// probeExpiry after the probe in flight started (a connect that hangs must not hold
 	// recovery up for its whole timeout).
 	next time.Time
+	// opened counts the times an answer opened the gate. A connect that fails after a later
+	// attempt got through is stale (a probe whose lookup hung while the database came back:
+	// Swarm's DNS lists the new task only then) and must not close the gate again: the fault
+	// suite saw 503s for as long as the lookup timeout after the database was back.
+	opened uint64
 }
 
 const (
@@ -42,19 +47,21 @@ func newGate() *gate { return &gate{now: time.Now} }
 var errDatabaseDown = errors.New("the database did not accept the last connection; not trying again yet")
 
 // enter reports whether a statement may run now (always while the database is up; while it is
-// down, only as the probe) and whether it is the probe.
-func (g *gate) enter() (ok, probe bool) {
+// down, only as the probe) and gives it the ticket it carries to the connect hook and to leave.
+func (g *gate) enter() (t ticket, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	t = ticket{gate: g, opened: g.opened}
 	if !g.down {
-		return true, false
+		return t, true
 	}
 	now := g.now()
 	if now.Before(g.next) {
-		return false, false
+		return t, false
 	}
 	g.next = now.Add(probeExpiry)
-	return true, true
+	t.probe = true
+	return t, true
 }
 
 func (g *gate) isDown() bool {
@@ -65,8 +72,9 @@ func (g *gate) isDown() bool {
 
 // ticket is what a statement that entered carries in its context to the pool's connect hook.
 type ticket struct {
-	gate  *gate
-	probe bool
+	gate   *gate
+	probe  bool
+	opened uint64 // the gate's count when the statement entered
 }
 
 type ticketKey struct{}
@@ -82,24 +90,33 @@ func holdWhileDown(ctx context.Context, _ *pgx.ConnConfig) error {
 	return nil
 }
 
-// leave records what the statement that entered found: a failed connect holds the gate; an
+// leave records what the statement with ticket t found: a failed connect holds the gate; an
 // answer from the server, an error included, opens it. Anything else (a lost connection, a
-// cancelled request) says nothing about whether the next connect would succeed.
-func (g *gate) leave(err error) {
+// cancelled request) says nothing about whether the next connect would succeed. It reports a
+// stale failure: the connect failed, but the gate was opened since the statement entered, so
+// the database is back and the statement, which reached no server, may run again.
+func (g *gate) leave(t ticket, err error) (stale bool) {
 	if errors.Is(err, errDatabaseDown) {
-		return // held back, it found nothing
+		return false // held back, it found nothing
 	}
 	var connectErr *pgconn.ConnectError
 	var pgErr *pgconn.PgError
 	connectFailed := errors.As(err, &connectErr)
 	answered := err == nil || errors.Is(err, pgx.ErrNoRows) || (errors.As(err, &pgErr) && !connLost(err))
 	if !connectFailed && !answered {
-		return
+		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if connectFailed && t.opened != g.opened {
+		return !g.down
+	}
+	if answered && g.down {
+		g.opened++
+	}
 	g.down = connectFailed
 	if connectFailed {
 		g.next = g.now().Add(probeEvery)
 	}
+	return false
 }

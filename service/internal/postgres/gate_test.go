@@ -53,15 +53,56 @@ func TestGate(t *testing.T) {
 			g := &gate{now: func() time.Time { return now }}
 			for i, st := range tt.steps {
 				now = start.Add(st.at)
-				if got, _ := g.enter(); got != st.enter {
+				tk, got := g.enter()
+				if got != st.enter {
 					t.Fatalf("step %d at %v: enter = %v, want %v", i, st.at, got, st.enter)
 				}
 				if st.enter && !errors.Is(st.leave, errNoLeave) {
-					g.leave(st.leave)
+					g.leave(tk, st.leave)
 				}
 			}
 		})
 	}
+}
+
+// TestGateStaleConnectFailure: a connect that fails after a later one got through (a probe whose
+// lookup hung while the database came back) neither closes the gate nor fails its statement.
+func TestGateStaleConnectFailure(t *testing.T) {
+	connectErr := fmt.Errorf("get note: %w", &pgconn.ConnectError{})
+	start := time.Now()
+	now := start
+	g := &gate{now: func() time.Time { return now }}
+	enter := func(want bool) ticket {
+		t.Helper()
+		tk, ok := g.enter()
+		if ok != want {
+			t.Fatalf("at %v: enter = %v, want %v", now.Sub(start), ok, want)
+		}
+		return tk
+	}
+
+	early := enter(true) // entered while up; its connect will hang
+	if g.leave(enter(true), connectErr) {
+		t.Fatal("a fresh connect failure reported stale")
+	}
+	now = now.Add(probeEvery)
+	hung := enter(true) // the probe; its lookup hangs
+	now = now.Add(probeExpiry)
+	if g.leave(enter(true), nil) { // the next probe gets through
+		t.Fatal("an answer reported stale")
+	}
+	for name, tk := range map[string]ticket{"the hung probe": hung, "the statement entered while up": early} {
+		if !g.leave(tk, connectErr) {
+			t.Errorf("%s: a connect failure after the gate opened again is not reported stale", name)
+		}
+		enter(true) // still open
+	}
+
+	// A connect failure with no answer since it entered still closes the gate.
+	if g.leave(enter(true), connectErr) {
+		t.Fatal("a fresh connect failure reported stale")
+	}
+	enter(false)
 }
 
 // errNoLeave marks a statement that is still running at the end of the steps.

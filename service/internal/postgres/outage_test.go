@@ -174,3 +174,84 @@ func TestHangingLookupIsBounded(t *testing.T) {
 		t.Fatal("Ping with a hanging lookup still waits after 20 s (connect_timeout is 1 s)")
 	}
 }
+
+// TestProbeHungWhileDatabaseCameBack: on Swarm the database's name resolves again only once the
+// new task is healthy, so a probe whose lookup hung through that moment fails afterwards, when
+// another probe has already found the database back. That late failure must neither fail its
+// statement (nothing reached a server: it runs again) nor close the gate on the statements
+// after it.
+func TestProbeHungWhileDatabaseCameBack(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(pgtest.NewMigratedDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(u.Host)
+	u.Host = net.JoinHostPort("db.notes.test", port)
+	q := u.Query()
+	q.Set("connect_timeout", "30") // the hung lookup ends when the test says, not by a timeout
+	u.RawQuery = q.Encode()
+
+	var (
+		mu      sync.Mutex
+		resolve = false               // the name resolves
+		hold    = make(chan struct{}) // a lookup while it does not waits here, then fails
+		held    = make(chan struct{}, 8)
+	)
+	lookup := func(ctx context.Context, name string) ([]string, error) {
+		mu.Lock()
+		ok := resolve
+		mu.Unlock()
+		if ok {
+			return []string{host}, nil
+		}
+		held <- struct{}{}
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("lookup db.notes.test: no answer")
+	}
+	pool, err := postgres.NewPool(context.Background(), u.String(), postgres.PoolOptions{MaxConns: 4, Lookup: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.New(pool)
+	ctx := context.Background()
+	ping := func() <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- s.Ping(ctx) }()
+		return done
+	}
+
+	// The database goes away: the first statement's lookup fails, and the gate closes.
+	first := ping()
+	<-held
+	hold <- struct{}{}
+	if err := <-first; err == nil {
+		t.Fatal("Ping with a failing lookup succeeded")
+	}
+	// The probe: its lookup hangs.
+	time.Sleep(300 * time.Millisecond) // > probeEvery
+	hung := ping()
+	<-held
+	// The name resolves again; the next probe (after the hung one expired) gets through.
+	mu.Lock()
+	resolve = true
+	mu.Unlock()
+	time.Sleep(1200 * time.Millisecond) // > probeExpiry
+	if err := <-ping(); err != nil {
+		t.Fatalf("a probe once the name resolves: %v", err)
+	}
+	// Now the hung lookup fails.
+	close(hold)
+	if err := <-hung; err != nil {
+		t.Errorf("the statement whose lookup hung while the database came back: %v, want it run again", err)
+	}
+	for i := range 20 {
+		if err := <-ping(); err != nil {
+			t.Fatalf("statement %d after the database came back: %v", i, err)
+		}
+	}
+}

@@ -275,14 +275,20 @@ func (s *Store) again(ctx context.Context, f func(context.Context) error) error 
 
 // run runs the statements of f unless the gate holds them back (the database did not accept the
 // last connection), and tells the gate what they found. f's context carries the gate to the
-// pool's connect hook (holdWhileDown).
+// pool's connect hook (holdWhileDown). A connect that failed while another got through (the
+// database came back while this one hung) is tried once more: no statement reached a server.
 func (s *Store) run(ctx context.Context, f func(context.Context) error) error {
-	ok, probe := s.gate.enter()
-	if !ok {
-		return errDatabaseDown
+	var err error
+	for range 2 {
+		t, ok := s.gate.enter()
+		if !ok {
+			return errDatabaseDown
+		}
+		err = f(context.WithValue(ctx, ticketKey{}, t))
+		if !s.gate.leave(t, err) {
+			return err
+		}
 	}
-	err := f(context.WithValue(ctx, ticketKey{}, ticket{gate: s.gate, probe: probe}))
-	s.gate.leave(err)
 	return err
 }
 
