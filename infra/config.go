@@ -86,8 +86,12 @@ type Config struct {
 	DBOwner        string
 	BackupsEnabled bool
 	BackupInterval time.Duration
-	BackupKeep     int
-	BackupVerify   bool // restore every new dump into a scratch database and compare row counts
+	// DBHealthInterval is how often Docker runs the database's health check. On engine swarm
+	// the replicas find a restarted Postgres only once it is healthy (Swarm's DNS): the
+	// interval bounds recovery after an outage, and each check (an exec) costs CPU.
+	DBHealthInterval time.Duration
+	BackupKeep       int
+	BackupVerify     bool // restore every new dump into a scratch database and compare row counts
 	// DBPoolSize is each replica's pool maximum (DB_MAX_CONNS); DBMaxConnections is Postgres's
 	// max_connections (passed to the container database; an external one's own value).
 	DBPoolSize       int
@@ -196,14 +200,15 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		ACMECABundle: r.str("acmeCaBundle", ""),
 		CertbotImage: r.str("certbotImage", defaultCertbotImage),
 
-		PostgresImage:  r.str("postgresImage", defaultPostgresImage),
-		DBPort:         r.integer("dbPort", 0),
-		DBName:         r.str("dbName", "notes"),
-		DBOwner:        r.str("dbOwner", "notes"),
-		BackupsEnabled: r.boolean("backups", false),
-		BackupInterval: r.duration("backupInterval", 24*time.Hour),
-		BackupKeep:     r.integer("backupRetention", 7),
-		BackupVerify:   r.boolean("backupVerify", true),
+		PostgresImage:    r.str("postgresImage", defaultPostgresImage),
+		DBPort:           r.integer("dbPort", 0),
+		DBName:           r.str("dbName", "notes"),
+		DBOwner:          r.str("dbOwner", "notes"),
+		BackupsEnabled:   r.boolean("backups", false),
+		BackupInterval:   r.duration("backupInterval", 24*time.Hour),
+		DBHealthInterval: r.duration("dbHealthInterval", 5*time.Second),
+		BackupKeep:       r.integer("backupRetention", 7),
+		BackupVerify:     r.boolean("backupVerify", true),
 
 		DBPoolSize:       r.integer("dbPoolSize", 4),
 		DBMaxConnections: r.integer("dbMaxConnections", 100),
@@ -431,6 +436,9 @@ func (c *Config) Validate() error {
 	}
 	if !regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`).MatchString(c.DBOwner) || c.DBOwner == AppRole {
 		add("dbOwner", "%q must be a lower-case SQL identifier other than %s", c.DBOwner, AppRole)
+	}
+	if c.DBHealthInterval < time.Second || c.DBHealthInterval > time.Minute || c.DBHealthInterval%time.Second != 0 {
+		add("dbHealthInterval", "must be whole seconds from 1s to 1m, got %s", c.DBHealthInterval)
 	}
 	if c.BackupInterval < time.Minute {
 		add("backupInterval", "must be at least 1m, got %s", c.BackupInterval)

@@ -101,7 +101,7 @@ func validConfig(t *testing.T) *Config {
 		ServiceMemoryMB: 256, DBMemoryMB: 1024, ServiceCPUs: "1", LogLevel: "info",
 		DrainDelay: 5e9, ShutdownTimeout: 15e9, StartTimeout: 120e9, BindAddress: "0.0.0.0",
 		HTTPPort: 80, HTTPSPort: 443, TLS: nginx.TLSOff, DBName: "notes", DBOwner: "notes",
-		BackupInterval: 3600e9, BackupKeep: 7, Engine: EngineContainers, WriteAuth: WriteAuthModify,
+		BackupInterval: 3600e9, BackupKeep: 7, DBHealthInterval: 5e9, Engine: EngineContainers, WriteAuth: WriteAuthModify,
 		DBPoolSize: 4, DBMaxConnections: 100,
 	}
 }

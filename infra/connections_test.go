@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 )
 
 // TestConnectionBudget: a stack whose rollout (old and new replicas at once), migration, backups
@@ -96,6 +98,51 @@ func TestConnectionSettingsReachTheProcesses(t *testing.T) {
 			}
 			if len(m.resources) != 0 {
 				t.Errorf("%d resources registered before the config error", len(m.resources))
+			}
+		})
+	}
+}
+
+// TestDBHealthInterval: notes:dbHealthInterval sets the database's health check on both engines,
+// with retries that keep about 25 s of failures before it counts as unhealthy; the default is
+// what stacks had before the key (a changed check restarts a swarm database).
+func TestDBHealthInterval(t *testing.T) {
+	for _, engine := range []string{"containers", "swarm"} {
+		for _, tt := range []struct {
+			value, interval string
+			retries         float64
+		}{{"", "5s", 5}, {"1s", "1s", 25}, {"10s", "10s", 3}} {
+			t.Run(engine+" "+tt.value, func(t *testing.T) {
+				cfg := swarmConfig(t, map[string]string{"notes:engine": engine})
+				if engine == "containers" {
+					cfg = stackConfig(t, "dev")
+				}
+				if tt.value != "" {
+					cfg["notes:dbHealthInterval"] = tt.value
+				}
+				m := mustDeploy(t, "dev", cfg)
+				var hc map[resource.PropertyKey]resource.PropertyValue
+				if engine == "swarm" {
+					hc = obj(containerSpec(m.named(t, "notes-dev-db"))["healthcheck"])
+				} else {
+					hc = obj(prop(m.named(t, "notes-dev-db-container"), "healthcheck"))
+				}
+				if got := str(hc["interval"]); got != tt.interval {
+					t.Errorf("interval = %q, want %q", got, tt.interval)
+				}
+				if got := unsecret(hc["retries"]); !got.IsNumber() || got.NumberValue() != tt.retries {
+					t.Errorf("retries = %v, want %v", got, tt.retries)
+				}
+			})
+		}
+	}
+	for _, bad := range []string{"500ms", "1.5s", "2m", "0s", "often"} {
+		t.Run("refused "+bad, func(t *testing.T) {
+			cfg := stackConfig(t, "dev")
+			cfg["notes:dbHealthInterval"] = bad
+			err := deploy(t, "dev", cfg, &mocks{})
+			if err == nil || !strings.Contains(err.Error(), "notes:dbHealthInterval") {
+				t.Fatalf("deploy error = %v, want one naming notes:dbHealthInterval", err)
 			}
 		})
 	}

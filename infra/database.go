@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-docker/sdk/v4/go/docker"
@@ -56,6 +57,8 @@ type DatabaseArgs struct {
 	MaxConnections int
 	// MemoryMB is the container's memory limit (notes:dbMemory); its pids limit is dbPids.
 	MemoryMB int
+	// HealthInterval is how often the health check runs (notes:dbHealthInterval).
+	HealthInterval time.Duration
 }
 
 // Database is the Postgres container (or, with an external database, only the connection
@@ -152,9 +155,9 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		// socket, so this turns healthy once the real server accepts TCP connections.
 		Healthcheck: docker.ContainerHealthcheckArgs{
 			Tests:       pulumi.ToStringArray(postgresHealthTest(args.Owner, args.Name)),
-			Interval:    pulumi.String("5s"),
+			Interval:    pulumi.String(args.HealthInterval.String()),
 			Timeout:     pulumi.String("3s"),
-			Retries:     pulumi.Int(5),
+			Retries:     pulumi.Int(dbHealthRetries(args.HealthInterval)),
 			StartPeriod: pulumi.String("1m0s"), // Go duration format, as the provider reads it back,
 		},
 		Wait:        pulumi.Bool(true),
@@ -289,6 +292,12 @@ func withUser(raw, user, password string) (string, error) {
 
 // postgresHealthTest is the database container's or task's healthcheck on both engines: ready for
 // connections to the stack's database as its owner, over TCP like the clients.
+// dbHealthRetries keeps about 25 s of failed checks (5 at the default 5 s) before Docker calls
+// the database unhealthy (and Swarm restarts it), whatever the interval.
+func dbHealthRetries(interval time.Duration) int {
+	return max(3, int((25*time.Second+interval-1)/interval))
+}
+
 func postgresHealthTest(owner, db string) []string {
 	return []string{"CMD-SHELL", fmt.Sprintf("pg_isready -q -h 127.0.0.1 -U %s -d %s", owner, db)}
 }

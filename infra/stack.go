@@ -93,6 +93,7 @@ func NewStack(ctx *pulumi.Context, cfg *Config) (*Stack, error) {
 		Protect:        cfg.Protect,
 		MaxConnections: cfg.DBMaxConnections,
 		MemoryMB:       cfg.DBMemoryMB,
+		HealthInterval: cfg.DBHealthInterval,
 	}
 	if s.Database, err = NewDatabase(ctx, cfg.Name("db"), dbArgs, after); err != nil {
 		return nil, err

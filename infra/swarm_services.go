@@ -73,14 +73,13 @@ func (d *swarmDeploy) database() (swarmDB, error) {
 					tmpfsMount("/dev/shm"),
 				},
 				// Swarm's DNS lists a task only once it is healthy: after a restart the replicas
-				// find Postgres one interval after it accepts connections, so the interval is 1 s
-				// (the provider has no start interval). 25 retries keep 25 s before a slow
-				// database counts as unhealthy and is restarted.
+				// find Postgres up to one interval after it accepts connections (the provider
+				// has no start interval, which would check often only until the first success).
 				Healthcheck: docker.ServiceTaskSpecContainerSpecHealthcheckArgs{
 					Tests:       pulumi.ToStringArray(postgresHealthTest(cfg.DBOwner, cfg.DBName)),
-					Interval:    pulumi.String("1s"),
+					Interval:    pulumi.String(swarmDuration(cfg.DBHealthInterval)),
 					Timeout:     pulumi.String("3s"),
-					Retries:     pulumi.Int(25),
+					Retries:     pulumi.Int(dbHealthRetries(cfg.DBHealthInterval)),
 					StartPeriod: pulumi.String("1m"), // as the provider reads it back
 				},
 				StopGracePeriod: pulumi.String("1m"),
