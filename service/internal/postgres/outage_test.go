@@ -144,20 +144,12 @@ func startFront(t *testing.T, backend string) *front {
 // timeout, not the resolver's patience: the statement gets the unavailable error.
 func TestHangingLookupIsBounded(t *testing.T) {
 	t.Parallel()
-	u, err := url.Parse(pgtest.NewMigratedDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(u.Host)
-	u.Host = net.JoinHostPort("db.notes.test", port)
-	q := u.Query()
-	q.Set("connect_timeout", "1")
-	u.RawQuery = q.Encode()
+	dsn, _ := byName(t, "1")
 	hang := func(ctx context.Context, host string) ([]string, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	pool, err := postgres.NewPool(context.Background(), u.String(), postgres.PoolOptions{MaxConns: 2, Lookup: hang})
+	pool, err := postgres.NewPool(context.Background(), dsn, postgres.PoolOptions{MaxConns: 2, Lookup: hang})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,15 +174,7 @@ func TestHangingLookupIsBounded(t *testing.T) {
 // after it.
 func TestProbeHungWhileDatabaseCameBack(t *testing.T) {
 	t.Parallel()
-	u, err := url.Parse(pgtest.NewMigratedDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(u.Host)
-	u.Host = net.JoinHostPort("db.notes.test", port)
-	q := u.Query()
-	q.Set("connect_timeout", "30") // the hung lookup ends when the test says, not by a timeout
-	u.RawQuery = q.Encode()
+	dsn, host := byName(t, "30") // the hung lookup ends when the test says, not by a timeout
 
 	var (
 		mu      sync.Mutex
@@ -212,7 +196,7 @@ func TestProbeHungWhileDatabaseCameBack(t *testing.T) {
 		}
 		return nil, errors.New("lookup db.notes.test: no answer")
 	}
-	pool, err := postgres.NewPool(context.Background(), u.String(), postgres.PoolOptions{MaxConns: 4, Lookup: lookup})
+	pool, err := postgres.NewPool(context.Background(), dsn, postgres.PoolOptions{MaxConns: 4, Lookup: lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,4 +238,21 @@ func TestProbeHungWhileDatabaseCameBack(t *testing.T) {
 			t.Fatalf("statement %d after the database came back: %v", i, err)
 		}
 	}
+}
+
+// byName is a new migrated database's URL with the host replaced by the name db.notes.test, which
+// only a test's own lookup (PoolOptions.Lookup) resolves, and connect_timeout set to seconds. It
+// also returns the host the name stands for.
+func byName(t *testing.T, seconds string) (dsn, host string) {
+	t.Helper()
+	u, err := url.Parse(pgtest.NewMigratedDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(u.Host)
+	u.Host = net.JoinHostPort("db.notes.test", port)
+	q := u.Query()
+	q.Set("connect_timeout", seconds)
+	u.RawQuery = q.Encode()
+	return u.String(), host
 }
