@@ -92,8 +92,6 @@ func run(in io.Reader, out io.Writer) (failed bool, err error) {
 			if e.Test == "" {
 				delete(started, e.Package)
 			}
-		}
-		if e.Action == "pass" || e.Action == "skip" {
 			delete(output, key{e.Package, e.Test})
 		}
 		w.Flush()
