@@ -86,16 +86,16 @@ type Config struct {
 	DBOwner        string
 	BackupsEnabled bool
 	BackupInterval time.Duration
-	// DBHealthInterval is how often Docker runs the database's health check. On engine swarm
-	// the replicas find a restarted Postgres only once it is healthy (Swarm's DNS): the
-	// interval bounds recovery after an outage, and each check (an exec) costs CPU.
-	DBHealthInterval time.Duration
-	BackupKeep       int
-	BackupVerify     bool // restore every new dump into a scratch database and compare row counts
+	BackupKeep     int
+	BackupVerify   bool // restore every new dump into a scratch database and compare row counts
 	// DBPoolSize is each replica's pool maximum (DB_MAX_CONNS); DBMaxConnections is Postgres's
 	// max_connections (passed to the container database; an external one's own value).
 	DBPoolSize       int
 	DBMaxConnections int
+	// DBHealthInterval is how often Docker runs the database's health check. On engine swarm
+	// the replicas find a restarted Postgres only once it is healthy (Swarm's DNS): the
+	// interval bounds recovery after an outage, and each check (an exec) costs CPU.
+	DBHealthInterval time.Duration
 	// VolumeDriverOpts are the local driver options of a data volume by role (pgdata:
 	// notes:dbVolumeDriverOpts, backups: notes:backupVolumeDriverOpts); a role without any gets a
 	// plain volume.
@@ -200,18 +200,18 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		ACMECABundle: r.str("acmeCaBundle", ""),
 		CertbotImage: r.str("certbotImage", defaultCertbotImage),
 
-		PostgresImage:    r.str("postgresImage", defaultPostgresImage),
-		DBPort:           r.integer("dbPort", 0),
-		DBName:           r.str("dbName", "notes"),
-		DBOwner:          r.str("dbOwner", "notes"),
-		BackupsEnabled:   r.boolean("backups", false),
-		BackupInterval:   r.duration("backupInterval", 24*time.Hour),
-		DBHealthInterval: r.duration("dbHealthInterval", 5*time.Second),
-		BackupKeep:       r.integer("backupRetention", 7),
-		BackupVerify:     r.boolean("backupVerify", true),
+		PostgresImage:  r.str("postgresImage", defaultPostgresImage),
+		DBPort:         r.integer("dbPort", 0),
+		DBName:         r.str("dbName", "notes"),
+		DBOwner:        r.str("dbOwner", "notes"),
+		BackupsEnabled: r.boolean("backups", false),
+		BackupInterval: r.duration("backupInterval", 24*time.Hour),
+		BackupKeep:     r.integer("backupRetention", 7),
+		BackupVerify:   r.boolean("backupVerify", true),
 
 		DBPoolSize:       r.integer("dbPoolSize", 4),
 		DBMaxConnections: r.integer("dbMaxConnections", 100),
+		DBHealthInterval: r.duration("dbHealthInterval", 5*time.Second),
 
 		Protect:    r.boolean("protect", false),
 		SmokeCheck: r.boolean("smokeCheck", true),
